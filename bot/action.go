@@ -1,0 +1,237 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/slack-go/slack"
+
+	"risk-reset-bot/authz"
+	"risk-reset-bot/internal/logging"
+	"risk-reset-bot/request"
+)
+
+// click is one button press, reduced to what the lifecycle needs.
+type click struct {
+	actor       string
+	actionID    string
+	requestID   string
+	channelID   string
+	messageTS   string
+	responseURL string
+}
+
+// handleBlockActions handles the card's buttons; other actions are ignored.
+func (b *Bot) handleBlockActions(ctx context.Context, cb slack.InteractionCallback) {
+	for _, a := range cb.ActionCallback.BlockActions {
+		if a.ActionID != ActionApprove && a.ActionID != ActionReject {
+			continue
+		}
+		b.handleClick(ctx, click{
+			actor: cb.User.ID, actionID: a.ActionID, requestID: a.Value,
+			channelID: cb.Channel.ID, messageTS: cb.Container.MessageTs, responseURL: cb.ResponseURL,
+		})
+	}
+}
+
+func (b *Bot) handleClick(ctx context.Context, c click) {
+	log := logging.WithRequestID(b.log, c.requestID).With().Str("actor", c.actor).Str("action", c.actionID).Logger()
+	tell := func(text string) { b.ephemeral(ctx, log, c.responseURL, text) }
+	defer b.recovered(log, tell)
+
+	if _, err := uuid.Parse(c.requestID); err != nil {
+		log.Warn().Msg("click carried no valid request id")
+		tell("This button does not belong to a risk reset request I know.")
+		return
+	}
+	req, err := b.store.Get(ctx, c.requestID)
+	if errors.Is(err, request.ErrNotFound) {
+		b.forgottenCard(ctx, log, c, tell)
+		return
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("reading the request failed")
+		tell(":warning: Risk reset is temporarily unavailable (its request store failed). Nothing was changed.")
+		return
+	}
+	if c.actionID == ActionApprove {
+		b.approve(ctx, log, req, c.actor, tell)
+		return
+	}
+	b.reject(ctx, log, req, c.actor, tell)
+}
+
+// forgottenCard answers a click on a card this process no longer knows
+// (restart with the in-memory store, or retention passed) and retires the
+// card so nobody clicks it again.
+func (b *Bot) forgottenCard(ctx context.Context, log zerolog.Logger, c click, tell func(string)) {
+	log.Info().Msg("click on a request that is no longer known")
+	tell("This request is no longer pending; nothing was changed. Run `/risk-reset` again if the reset is still needed.")
+	if c.channelID == "" || c.messageTS == "" {
+		return
+	}
+	_, _, _, err := b.api.UpdateMessageContext(ctx, c.channelID, c.messageTS,
+		slack.MsgOptionText("Risk reset request no longer pending", false),
+		slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(":hourglass: This request is no longer pending; nothing was changed. Run `/risk-reset` again if needed."), nil, nil, slack.SectionBlockOptionBlockID(blockStatus))))
+	if err != nil {
+		log.Warn().Err(err).Msg("retiring the unknown card failed")
+	}
+}
+
+func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Request, actor string, tell func(string)) {
+	if !b.authorizeClick(ctx, log, b.policy.CanApprove(ctx, actor, req.Requester), actor, tell) {
+		return
+	}
+	var execute bool
+	updated, err := b.store.Update(ctx, req.ID, func(r *request.Request) error {
+		var err error
+		execute, err = r.Approve(actor, b.now())
+		return err
+	})
+	if err != nil {
+		b.clickLost(ctx, log, updated, err, tell)
+		return
+	}
+	b.auditLog(log, updated, request.StatePending, actor, "approved")
+	if !execute {
+		b.refreshCard(ctx, log, updated)
+		b.threadReply(ctx, log, updated, approvalsLine(updated)+".")
+		return
+	}
+	b.execute(ctx, log, updated)
+}
+
+func (b *Bot) reject(ctx context.Context, log zerolog.Logger, req *request.Request, actor string, tell func(string)) {
+	if !b.authorizeClick(ctx, log, b.policy.CanReject(ctx, actor, req.Requester), actor, tell) {
+		return
+	}
+	updated, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Reject(actor, "", b.now()) })
+	if err != nil {
+		b.clickLost(ctx, log, updated, err, tell)
+		return
+	}
+	b.finishVisibly(ctx, log, updated, request.StatePending, actor)
+}
+
+// authorizeClick reports whether the click may proceed, telling the actor
+// why not when it may not.
+func (b *Bot) authorizeClick(ctx context.Context, log zerolog.Logger, err error, actor string, tell func(string)) bool {
+	if err == nil {
+		return true
+	}
+	if denied, ok := authz.IsDenied(err); ok {
+		log.Warn().Str("event", "audit").Str("action", "click_denied").Str("reason", string(denied.Reason)).Msg("click refused")
+		tell(":no_entry: " + capitalize(denied.Message))
+		return false
+	}
+	log.Error().Err(err).Msg("could not check the clicker's permission")
+	tell(":warning: I could not check your permission (Slack user-group lookup failed). Nothing was changed; try again in a minute.")
+	return false
+}
+
+// clickLost tells the loser of a race (or a late clicker) who decided and
+// when; a click that found the request past its expiry expires it.
+func (b *Bot) clickLost(ctx context.Context, log zerolog.Logger, cur *request.Request, err error, tell func(string)) {
+	decided, ok := errors.AsType[*request.DecidedError](err)
+	switch {
+	case errors.Is(err, request.ErrAlreadyApproved):
+		tell("You have already approved this request; it is waiting for another approver.")
+	case ok && decided.State == request.StateExpired:
+		tell("This request has expired; nothing was changed. Run `/risk-reset` again if the reset is still needed.")
+		if cur != nil && cur.State == request.StatePending {
+			b.expire(ctx, cur.ID)
+		}
+	case ok:
+		tell(decidedText(decided))
+	default:
+		log.Error().Err(err).Msg("recording the decision failed")
+		tell(":warning: Risk reset is temporarily unavailable (its request store failed). Nothing was changed.")
+	}
+}
+
+func decidedText(d *request.DecidedError) string {
+	if d.By == "" {
+		return fmt.Sprintf("This request is already %s; nothing was changed.", d.State)
+	}
+	return fmt.Sprintf("This request was already %s by <@%s> at %s.", decidedVerb(d.State), d.By, slackDate(d.At))
+}
+
+func decidedVerb(s request.State) string {
+	switch s {
+	case request.StateExecuting, request.StateSucceeded, request.StateFailed:
+		return "approved"
+	}
+	return string(s)
+}
+
+// execute runs an approved reset and makes its outcome visible. The card
+// shows "resetting…" first, so nobody wonders whether the click took.
+func (b *Bot) execute(ctx context.Context, log zerolog.Logger, req *request.Request) {
+	b.refreshCard(ctx, log, req)
+	res, resetErr := b.cf.ResetRiskScore(ctx, req.Target.UserID)
+	outcome := outcomeOf(res, resetErr, b.now())
+	if resetErr != nil {
+		log.Error().Err(resetErr).Msg("cloudflare reset failed")
+	}
+	done, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Finish(outcome, resetErr == nil) })
+	if err != nil {
+		// The reset happened (or failed) regardless; report it from what
+		// we know so the outcome is not lost with the store.
+		log.Error().Err(err).Msg("recording the outcome failed")
+		done = req.Clone()
+		_ = done.Finish(outcome, resetErr == nil)
+	}
+	b.finishVisibly(ctx, log, done, request.StateExecuting, req.DecidedBy)
+}
+
+// finishVisibly makes a terminal state visible everywhere it must be: the
+// card, its thread, the audit channel and the log.
+func (b *Bot) finishVisibly(ctx context.Context, log zerolog.Logger, r *request.Request, from request.State, actor string) {
+	b.auditLog(log, r, from, actor, string(r.State))
+	b.refreshCard(ctx, log, r)
+	text := outcomeText(r)
+	b.threadReply(ctx, log, r, text)
+	link := b.permalink(ctx, log, r.ChannelID, r.CardTS)
+	b.auditRecord(ctx, log, auditText(r, text, link))
+}
+
+// refreshCard rewrites the card to show r as it now is.
+func (b *Bot) refreshCard(ctx context.Context, log zerolog.Logger, r *request.Request) {
+	if r.CardTS == "" {
+		return
+	}
+	_, _, _, err := b.api.UpdateMessageContext(ctx, r.ChannelID, r.CardTS,
+		slack.MsgOptionText(cardText(r), false),
+		slack.MsgOptionBlocks(cardBlocks(r, b.cardView(r))...))
+	if err != nil {
+		log.Error().Err(err).Msg("updating the card failed")
+	}
+}
+
+func (b *Bot) cardView(r *request.Request) cardView {
+	return cardView{approvers: b.approversText(r), status: statusText(r)}
+}
+
+// approversText says on the card who may act on it.
+func (b *Bot) approversText(r *request.Request) string {
+	if r.SelfConfirm() {
+		return fmt.Sprintf("<@%s> confirms this reset, or cancels it.", r.Requester)
+	}
+	var who []string
+	for _, g := range b.policy.ApproverGroups() {
+		who = append(who, "<!subteam^"+g+">")
+	}
+	for _, u := range b.policy.ApproverUsers() {
+		if u != r.Requester {
+			who = append(who, "<@"+u+">")
+		}
+	}
+	text := "Needs approval by an approver other than the requester"
+	if len(who) > 0 {
+		text += " (" + joinOr(who) + ")"
+	}
+	return text + fmt.Sprintf(". <@%s> may cancel.", r.Requester)
+}

@@ -1,0 +1,287 @@
+// Package bot adapts Slack to the request lifecycle: it receives slash
+// commands and button clicks over Socket Mode, acks them at once, and runs
+// the slow work (Slack Web API, Cloudflare) afterwards.
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"risk-reset-bot/authz"
+	"risk-reset-bot/cloudflare"
+	"risk-reset-bot/request"
+)
+
+// Cloudflare is the part of the Cloudflare client the bot uses.
+type Cloudflare interface {
+	ResetRiskScore(ctx context.Context, userID string) (*cloudflare.ResetResult, error)
+	GetUserRisk(ctx context.Context, userID string) (*cloudflare.UserRisk, error)
+	FindUserByEmail(ctx context.Context, email string) (*cloudflare.User, error)
+}
+
+// Config tunes the bot.
+type Config struct {
+	BotToken       string
+	AppToken       string
+	APIURL         string // Slack Web API base, with trailing slash
+	AuditChannelID string
+	RequestTTL     time.Duration
+	// MaxConcurrent bounds handlers running at once; envelopes beyond it
+	// are acked and wait their turn.
+	MaxConcurrent int
+	// SweepInterval is how often expired requests are looked for.
+	SweepInterval time.Duration
+	// HandlerTimeout bounds one handler's work, Slack retries included.
+	HandlerTimeout time.Duration
+	HTTPClient     *http.Client
+}
+
+func (c *Config) setDefaults() {
+	if c.RequestTTL <= 0 {
+		c.RequestTTL = 30 * time.Minute
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = 16
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = 15 * time.Second
+	}
+	if c.HandlerTimeout <= 0 {
+		c.HandlerTimeout = 3 * time.Minute
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+}
+
+// Bot serves `/risk-reset` over Socket Mode.
+type Bot struct {
+	cfg    Config
+	api    *slack.Client
+	sm     *socketmode.Client
+	cf     Cloudflare
+	policy *authz.Policy
+	store  request.Store
+	log    zerolog.Logger
+	now    func() time.Time
+
+	sem      chan struct{}
+	inflight sync.WaitGroup
+	botUser  string // the bot's own user ID, for "invite @bot" hints
+}
+
+// New returns a bot; Run starts it. now is the clock (time.Now in
+// production, a fake in tests).
+func New(cfg Config, cf Cloudflare, policy *authz.Policy, store request.Store, log zerolog.Logger, now func() time.Time) *Bot {
+	cfg.setDefaults()
+	api := NewSlackClient(cfg)
+	return &Bot{
+		cfg:    cfg,
+		api:    api,
+		sm:     socketmode.New(api),
+		cf:     cf,
+		policy: policy,
+		store:  store,
+		log:    log,
+		now:    now,
+		sem:    make(chan struct{}, cfg.MaxConcurrent),
+	}
+}
+
+// NewSlackClient returns the Web API client the bot uses: rate limits
+// (HTTP 429) are waited out as Slack's Retry-After says, bounded by the
+// caller's context.
+func NewSlackClient(cfg Config) *slack.Client {
+	return slack.New(cfg.BotToken,
+		slack.OptionAPIURL(cfg.APIURL),
+		slack.OptionAppLevelToken(cfg.AppToken),
+		slack.OptionHTTPClient(cfg.HTTPClient),
+		slack.OptionRetryConfig(slack.RetryConfig{
+			MaxRetries:         8,
+			RetryAfterDuration: 2 * time.Second,
+			RetryAfterJitter:   250 * time.Millisecond,
+			BackoffInitial:     200 * time.Millisecond,
+			BackoffMax:         10 * time.Second,
+		}),
+	)
+}
+
+// GroupMembers implements authz.GroupMembers through usergroups.users.list.
+type GroupMembers struct{ API *slack.Client }
+
+// GroupMembers returns the members of a user group.
+func (g GroupMembers) GroupMembers(ctx context.Context, groupID string) ([]string, error) {
+	members, err := g.API.GetUserGroupMembersContext(ctx, groupID)
+	if err != nil {
+		return nil, fmt.Errorf("usergroups.users.list: %w", err)
+	}
+	return members, nil
+}
+
+// Run connects to Slack and serves until ctx ends or the connection fails
+// for good. It returns after in-flight handlers have finished.
+func (b *Bot) Run(ctx context.Context) error {
+	auth, err := b.api.AuthTestContext(ctx)
+	if err != nil {
+		return fmt.Errorf("slack auth.test with the bot token: %w", err)
+	}
+	b.botUser = auth.UserID
+	b.log.Info().Str("bot_user", auth.UserID).Str("team", auth.TeamID).Msg("slack bot token accepted")
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	smErr := make(chan error, 1)
+	go func() { smErr <- b.sm.RunContext(ctx) }()
+	go b.sweepExpired(ctx)
+
+	defer b.inflight.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-smErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("slack socket mode: %w", err)
+		case evt, ok := <-b.sm.Events:
+			if !ok {
+				return errors.New("slack socket mode: event channel closed")
+			}
+			b.dispatch(ctx, evt)
+		}
+	}
+}
+
+// dispatch acks evt before anything else touches the network, then hands
+// the work to a handler goroutine.
+func (b *Bot) dispatch(ctx context.Context, evt socketmode.Event) {
+	switch evt.Type {
+	case socketmode.EventTypeSlashCommand:
+		cmd, ok := evt.Data.(slack.SlashCommand)
+		if !ok {
+			b.ackRaw(evt.Request, nil)
+			return
+		}
+		parsed, parseErr := ParseCommand(cmd.Text)
+		// Input the parser rejects is answered in the ack itself: no
+		// network call, nothing else happens.
+		if parseErr != nil || parsed.Help {
+			text := usageText
+			if parseErr != nil {
+				text = usageFor(parseErr)
+				b.log.Info().Str("user", cmd.UserID).Str("channel", cmd.ChannelID).Str("event", "command_rejected").Msg("unparseable command")
+			}
+			b.ackRaw(evt.Request, ephemeralAck(text))
+			return
+		}
+		b.ackRaw(evt.Request, nil)
+		b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleCommand(ctx, cmd, parsed) })
+	case socketmode.EventTypeInteractive:
+		cb, ok := evt.Data.(slack.InteractionCallback)
+		b.ackRaw(evt.Request, nil)
+		if ok && cb.Type == slack.InteractionTypeBlockActions {
+			b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleBlockActions(ctx, cb) })
+		}
+	case socketmode.EventTypeEventsAPI:
+		b.ackRaw(evt.Request, nil)
+	case socketmode.EventTypeErrorBadMessage:
+		b.ackBadMessage(evt)
+	case socketmode.EventTypeConnecting:
+		b.log.Debug().Msg("connecting to slack socket mode")
+	case socketmode.EventTypeConnected:
+		b.log.Info().Msg("connected to slack socket mode")
+	case socketmode.EventTypeConnectionError:
+		b.log.Warn().Msg("slack socket mode connection failed; retrying")
+	case socketmode.EventTypeHello, socketmode.EventTypeDisconnect:
+		// Control frames carry no envelope and are never acked.
+	default:
+		b.ackRaw(evt.Request, nil)
+	}
+}
+
+// ackRaw acks the envelope of req, if it has one.
+func (b *Bot) ackRaw(req *socketmode.Request, payload any) {
+	if req == nil || req.EnvelopeID == "" {
+		return
+	}
+	var err error
+	if payload != nil {
+		err = b.sm.Ack(*req, payload)
+	} else {
+		err = b.sm.Ack(*req)
+	}
+	if err != nil {
+		b.log.Error().Err(err).Str("envelope_id", req.EnvelopeID).Msg("acking envelope failed")
+	}
+}
+
+// ackBadMessage acks a frame slack-go could not decode, so Slack does not
+// redeliver it forever.
+func (b *Bot) ackBadMessage(evt socketmode.Event) {
+	bad, ok := evt.Data.(*socketmode.ErrorBadMessage)
+	if !ok {
+		return
+	}
+	var env struct {
+		EnvelopeID string `json:"envelope_id"`
+	}
+	if json.Unmarshal(bad.Message, &env) == nil && env.EnvelopeID != "" {
+		b.ackRaw(&socketmode.Request{EnvelopeID: env.EnvelopeID}, nil)
+	}
+	b.log.Warn().Err(bad.Cause).Str("envelope_id", env.EnvelopeID).Msg("ignored a socket mode frame that could not be decoded")
+}
+
+func ephemeralAck(text string) map[string]any {
+	return map[string]any{"response_type": "ephemeral", "text": text}
+}
+
+// spawn runs fn after the ack, once per envelope, with bounded concurrency
+// and a recover so one bad payload cannot take the bot down.
+func (b *Bot) spawn(ctx context.Context, req *socketmode.Request, fn func(context.Context)) {
+	b.inflight.Add(1)
+	go func() {
+		defer b.inflight.Done()
+		if req != nil && req.EnvelopeID != "" {
+			first, err := b.store.FirstDelivery(ctx, req.EnvelopeID, time.Hour)
+			if err != nil {
+				b.log.Error().Err(err).Str("envelope_id", req.EnvelopeID).Msg("checking envelope redelivery")
+			}
+			if err == nil && !first {
+				b.log.Info().Str("envelope_id", req.EnvelopeID).Int("retry_attempt", req.RetryAttempt).Msg("ignored redelivered envelope")
+				return
+			}
+		}
+		select {
+		case b.sem <- struct{}{}:
+			defer func() { <-b.sem }()
+		case <-ctx.Done():
+			return
+		}
+		// Handlers finish what they started (a reset and its outcome) even
+		// when the bot is asked to stop.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.HandlerTimeout)
+		defer cancel()
+		fn(hctx)
+	}()
+}
+
+// recovered reports a panic in a handler to the log and to the user.
+func (b *Bot) recovered(log zerolog.Logger, tell func(string)) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("handler panicked")
+	tell(":warning: Internal error in risk-reset-bot; nothing more will happen for this action. The error was logged.")
+}

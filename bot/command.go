@@ -1,0 +1,217 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/slack-go/slack"
+
+	"risk-reset-bot/authz"
+	"risk-reset-bot/cloudflare"
+	"risk-reset-bot/internal/logging"
+	"risk-reset-bot/request"
+)
+
+// handleCommand runs a parsed `/risk-reset` after its ack: authorize,
+// resolve the target, post the card.
+func (b *Bot) handleCommand(ctx context.Context, cmd slack.SlashCommand, parsed Command) {
+	id := uuid.NewString()
+	log := logging.WithRequestID(b.log, id).With().Str("requester", cmd.UserID).Str("channel", cmd.ChannelID).Logger()
+	tell := func(text string) { b.ephemeral(ctx, log, cmd.ResponseURL, text) }
+	defer b.recovered(log, tell)
+
+	if err := b.policy.CanRequest(ctx, cmd.UserID, cmd.ChannelID); err != nil {
+		b.refuseCommand(ctx, log, cmd, err, tell)
+		return
+	}
+	target, risk, err := b.resolve(ctx, parsed.Target)
+	if err != nil {
+		log.Info().Err(err).Str("event", "command_failed").Msg("target not resolved")
+		tell(resolveMessage(err))
+		return
+	}
+	log = log.With().Str("target_user_id", target.UserID).Str("target_email", target.Email).Logger()
+
+	req := request.New(request.Draft{
+		ID: id, Requester: cmd.UserID, ChannelID: cmd.ChannelID,
+		Target: target, Risk: risk, Reason: parsed.Reason,
+		RequiredApprovals: b.requiredApprovals(),
+	}, b.now(), b.cfg.RequestTTL)
+	if err := b.create(ctx, req); err != nil {
+		b.tellCreateFailed(ctx, log, err, tell)
+		return
+	}
+	b.postCard(ctx, log, req, tell)
+}
+
+// create stores req. A pending request for the same target that is past
+// its expiry but not yet swept is expired first, so it does not block the
+// new one.
+func (b *Bot) create(ctx context.Context, req *request.Request) error {
+	err := b.store.Create(ctx, req)
+	dup, ok := errors.AsType[*request.DuplicateError](err)
+	if !ok || b.now().Before(dup.Existing.ExpiresAt) {
+		return err
+	}
+	b.expire(ctx, dup.Existing.ID)
+	return b.store.Create(ctx, req)
+}
+
+func (b *Bot) requiredApprovals() int {
+	if b.policy.RequiresApprover() {
+		return 1
+	}
+	return 0
+}
+
+// refuseCommand tells a refused requester why, and records the refusal.
+func (b *Bot) refuseCommand(ctx context.Context, log zerolog.Logger, cmd slack.SlashCommand, err error, tell func(string)) {
+	denied, ok := authz.IsDenied(err)
+	if !ok {
+		log.Error().Err(err).Msg("could not check the requester's permission")
+		tell(":warning: I could not check your permission (Slack user-group lookup failed). Nothing was changed; try again in a minute.")
+		return
+	}
+	log.Warn().Str("event", "audit").Str("action", "command_denied").Str("actor", cmd.UserID).
+		Str("reason", string(denied.Reason)).Msg("risk reset request refused")
+	tell(":no_entry: " + capitalize(denied.Message))
+	b.auditRecord(ctx, log, fmt.Sprintf(":no_entry: Refused `/risk-reset` from <@%s> in <#%s>: %s", cmd.UserID, cmd.ChannelID, escape(denied.Message)))
+}
+
+// tellCreateFailed answers a request that could not be stored: a
+// duplicate gets a link to the pending card.
+func (b *Bot) tellCreateFailed(ctx context.Context, log zerolog.Logger, err error, tell func(string)) {
+	dup, ok := errors.AsType[*request.DuplicateError](err)
+	if !ok {
+		log.Error().Err(err).Msg("storing the request failed")
+		tell(":warning: Risk reset is temporarily unavailable (its request store failed). Nothing was changed.")
+		return
+	}
+	link := b.permalink(ctx, log, dup.Existing.ChannelID, dup.Existing.CardTS)
+	log.Info().Str("existing_request_id", dup.Existing.ID).Msg("duplicate pending request")
+	text := fmt.Sprintf("There is already a pending request (`%s`) to reset *%s*, opened by <@%s>", dup.Existing.ID, escape(targetLabel(dup.Existing.Target)), dup.Existing.Requester)
+	if link != "" {
+		text += ": " + link
+	}
+	tell(text + ". Approve or cancel that one instead.")
+}
+
+// postCard posts the confirmation card and records its ts; a card that
+// cannot be posted ends the request, and the requester is told why.
+func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Request, tell func(string)) {
+	_, ts, err := b.api.PostMessageContext(ctx, req.ChannelID,
+		slack.MsgOptionText(cardText(req), false),
+		slack.MsgOptionBlocks(cardBlocks(req, b.cardView(req))...))
+	if err != nil {
+		log.Error().Err(err).Msg("posting the card failed")
+		b.abandon(ctx, log, req, "the confirmation card could not be posted")
+		tell(slackProblem("post the confirmation card here", err, b.botUser, req.ChannelID))
+		return
+	}
+	if _, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { r.CardTS = ts; return nil }); err != nil {
+		log.Error().Err(err).Msg("recording the card failed")
+	}
+	req.CardTS = ts
+	b.auditLog(log, req, "", "", "requested")
+	b.threadReply(ctx, log, req, fmt.Sprintf("Requested by <@%s>. %s", req.Requester, escape(approverHint(req))))
+}
+
+// abandon ends a request that never reached its card, so it does not
+// block the target as a phantom pending request.
+func (b *Bot) abandon(ctx context.Context, log zerolog.Logger, req *request.Request, why string) {
+	if _, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Abort(why, b.now()) }); err != nil {
+		log.Error().Err(err).Msg("ending the abandoned request failed")
+		return
+	}
+	b.auditLog(log, req, request.StatePending, "", "abandoned: "+why)
+}
+
+func approverHint(r *request.Request) string {
+	if r.SelfConfirm() {
+		return "Waiting for the requester to confirm."
+	}
+	return "Waiting for an approver."
+}
+
+// resolve turns a parsed target into a Cloudflare user and its current
+// risk. A token that cannot read risk details is noted, not fatal.
+func (b *Bot) resolve(ctx context.Context, t Target) (request.Target, request.Risk, error) {
+	if t.Kind == TargetUUID {
+		return b.readRisk(ctx, request.Target{UserID: t.Value})
+	}
+	email := t.Value
+	if t.Kind == TargetSlackUser {
+		var err error
+		if email, err = b.slackEmail(ctx, t.Value); err != nil {
+			return request.Target{}, request.Risk{}, err
+		}
+	}
+	u, err := b.cf.FindUserByEmail(ctx, email)
+	if err != nil {
+		return request.Target{}, request.Risk{}, &resolveError{what: email, err: err}
+	}
+	return b.readRisk(ctx, request.Target{UserID: u.ID, Email: u.Email, Name: u.Name})
+}
+
+func (b *Bot) readRisk(ctx context.Context, t request.Target) (request.Target, request.Risk, error) {
+	risk, err := b.cf.GetUserRisk(ctx, t.UserID)
+	if err != nil {
+		if perm, ok := errors.AsType[*cloudflare.PermissionError](err); ok {
+			return t, request.Risk{Unavailable: "the Cloudflare token lacks " + perm.Permission}, nil
+		}
+		return request.Target{}, request.Risk{}, &resolveError{what: t.UserID, err: err}
+	}
+	if t.Email == "" {
+		t.Email = risk.Email
+	}
+	if t.Name == "" {
+		t.Name = risk.Name
+	}
+	return t, request.Risk{Level: risk.RiskLevel, Events: len(risk.Events)}, nil
+}
+
+// slackEmail reads a Slack user's email through users.info.
+func (b *Bot) slackEmail(ctx context.Context, userID string) (string, error) {
+	u, err := b.api.GetUserInfoContext(ctx, userID)
+	if err != nil {
+		return "", &slackUserError{userID: userID, err: err}
+	}
+	if u.Deleted || u.IsBot || u.Profile.Email == "" {
+		return "", &slackUserError{userID: userID, noEmail: true, bot: u.IsBot}
+	}
+	return strings.ToLower(u.Profile.Email), nil
+}
+
+type resolveError struct {
+	what string
+	err  error
+}
+
+func (e *resolveError) Error() string { return "resolving " + e.what + ": " + e.err.Error() }
+func (e *resolveError) Unwrap() error { return e.err }
+
+type slackUserError struct {
+	userID  string
+	noEmail bool
+	bot     bool
+	err     error
+}
+
+func (e *slackUserError) Error() string {
+	if e.err != nil {
+		return "users.info " + e.userID + ": " + e.err.Error()
+	}
+	return "users.info " + e.userID + ": no email"
+}
+func (e *slackUserError) Unwrap() error { return e.err }
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,75 @@
+package bot
+
+import (
+	"context"
+
+	"github.com/rs/zerolog"
+	"github.com/slack-go/slack"
+
+	"risk-reset-bot/request"
+)
+
+// ephemeral answers only the person who typed or clicked, through the
+// interaction's response_url: it works even where the bot is not a member.
+func (b *Bot) ephemeral(ctx context.Context, log zerolog.Logger, responseURL, text string) {
+	if responseURL == "" {
+		log.Warn().Msg("no response_url to answer on")
+		return
+	}
+	err := slack.PostWebhookCustomHTTPContext(ctx, responseURL, b.cfg.HTTPClient, &slack.WebhookMessage{
+		Text: text, ResponseType: slack.ResponseTypeEphemeral,
+	})
+	if err != nil {
+		log.Error().Err(err).Msg("answering the user failed")
+	}
+}
+
+// threadReply posts text in the card's thread.
+func (b *Bot) threadReply(ctx context.Context, log zerolog.Logger, r *request.Request, text string) {
+	if r.CardTS == "" {
+		return
+	}
+	_, _, err := b.api.PostMessageContext(ctx, r.ChannelID,
+		slack.MsgOptionText(text, false), slack.MsgOptionTS(r.CardTS))
+	if err != nil {
+		log.Error().Err(err).Msg("replying in the card's thread failed")
+	}
+}
+
+// permalink returns a link to a message, or "" when Slack cannot give one.
+func (b *Bot) permalink(ctx context.Context, log zerolog.Logger, channelID, ts string) string {
+	if channelID == "" || ts == "" {
+		return ""
+	}
+	link, err := b.api.GetPermalinkContext(ctx, &slack.PermalinkParameters{Channel: channelID, Ts: ts})
+	if err != nil {
+		log.Warn().Err(err).Msg("chat.getPermalink failed")
+		return ""
+	}
+	return link
+}
+
+// auditRecord posts one record to the audit channel, when one is set.
+func (b *Bot) auditRecord(ctx context.Context, log zerolog.Logger, text string) {
+	if b.cfg.AuditChannelID == "" {
+		return
+	}
+	_, _, err := b.api.PostMessageContext(ctx, b.cfg.AuditChannelID, slack.MsgOptionText(text, false))
+	if err != nil {
+		log.Error().Err(err).Str("audit_channel", b.cfg.AuditChannelID).Msg("writing the audit record failed")
+	}
+}
+
+// auditLog writes the structured line a SIEM ingests for one transition.
+func (b *Bot) auditLog(log zerolog.Logger, r *request.Request, from request.State, actor, what string) {
+	e := log.Info().Str("event", "audit").Str("request_id", r.ID).
+		Str("state_from", string(from)).Str("state_to", string(r.State)).
+		Str("actor", actor).Str("requester", r.Requester).
+		Str("target_user_id", r.Target.UserID).Str("target_email", r.Target.Email).
+		Str("reason", r.Reason).Str("channel", r.ChannelID).
+		Time("created_at", r.CreatedAt).Time("expires_at", r.ExpiresAt)
+	if o := r.Outcome; o != nil {
+		e = e.Bool("verified", o.Verified).Int("cf_status", o.HTTP).Int("cf_code", o.Code).Str("cf_ray", o.CFRay).Str("detail", o.Detail)
+	}
+	e.Msg(what)
+}

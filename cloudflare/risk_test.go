@@ -1,0 +1,271 @@
+package cloudflare
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"risk-reset-bot/internal/cfapitest"
+)
+
+var (
+	opReset = "POST " + cfapitest.OpResetRisk
+	opRisk  = "GET " + cfapitest.OpGetUserRisk
+)
+
+func TestResetRiskScoreResetsAndVerifies(t *testing.T) {
+	f := newFixture(t, nil)
+	before := time.Now()
+
+	res, err := f.client.ResetRiskScore(testContext(t), aliceID)
+	if err != nil {
+		t.Fatalf("ResetRiskScore: %v", err)
+	}
+	if !res.Verified || res.Ambiguous || res.VerifyErr != nil {
+		t.Errorf("result %+v, want verified, not ambiguous", res)
+	}
+	if res.CFRay != cfapitest.FakeRay {
+		t.Errorf("CFRay %q, want %q", res.CFRay, cfapitest.FakeRay)
+	}
+	if res.LastResetTime.Before(before.Add(-clockSkew)) {
+		t.Errorf("LastResetTime %v is before the call", res.LastResetTime)
+	}
+	if n := f.fake.Resets(aliceID); n != 1 {
+		t.Errorf("%d resets, want 1", n)
+	}
+	reqs := f.srv.Requests()
+	if got, want := operations(reqs), []string{opReset, opRisk}; !slices.Equal(got, want) {
+		t.Fatalf("requests %v, want %v", got, want)
+	}
+	wantPath := "/client/v4/accounts/" + testAccount + "/zt_risk_scoring/" + aliceID + "/reset"
+	if reqs[0].Path != wantPath {
+		t.Errorf("reset path %q, want %q", reqs[0].Path, wantPath)
+	}
+	if len(reqs[0].Body) != 0 {
+		t.Errorf("reset sent a body: %q", reqs[0].Body)
+	}
+}
+
+func TestResetRiskScoreNormalisesUppercaseID(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := f.client.ResetRiskScore(testContext(t), strings.ToUpper(aliceID)); err != nil {
+		t.Fatalf("ResetRiskScore: %v", err)
+	}
+	if n := f.fake.Resets(aliceID); n != 1 {
+		t.Errorf("%d resets of %s, want 1", n, aliceID)
+	}
+}
+
+func TestResetWithoutPIIReadSucceedsUnverified(t *testing.T) {
+	f := newFixture(t, nil)
+	f.fake.Deny(cfapitest.OpGetUserRisk)
+
+	res, err := f.client.ResetRiskScore(testContext(t), aliceID)
+	if err != nil {
+		t.Fatalf("ResetRiskScore: %v, want success without verification", err)
+	}
+	if res.Verified || res.Ambiguous {
+		t.Errorf("result %+v, want unverified and not ambiguous", res)
+	}
+	pe := wantAs[*PermissionError](t, res.VerifyErr)
+	if pe.Permission != PermZeroTrustPIIRead {
+		t.Errorf("VerifyErr names %q, want %q", pe.Permission, PermZeroTrustPIIRead)
+	}
+	if n := f.fake.Resets(aliceID); n != 1 {
+		t.Errorf("%d resets, want 1", n)
+	}
+}
+
+// TestAmbiguousResetIsSettledByReading covers answers after which Cloudflare
+// may have reset: the POST is never repeated, and last_reset_time decides.
+func TestAmbiguousResetIsSettledByReading(t *testing.T) {
+	tests := []struct {
+		name    string
+		fault   cfapitest.Fault
+		timeout time.Duration // caller's deadline, 0 for none
+		wantErr error         // underlying error when not applied
+		// earlier is a previous reset on record, and skew how far the
+		// fake's clock trails ours.
+		earlier time.Duration
+		skew    time.Duration
+	}{
+		{name: "502 applied", fault: cfapitest.Fault{Status: http.StatusBadGateway, ApplyFirst: true}},
+		{name: "500 applied", fault: cfapitest.Fault{Status: http.StatusInternalServerError, ApplyFirst: true}},
+		{name: "504 applied", fault: cfapitest.Fault{Status: http.StatusGatewayTimeout, ApplyFirst: true}},
+		{name: "connection dropped applied", fault: cfapitest.Fault{CloseConn: true, ApplyFirst: true}},
+		{name: "timeout applied", fault: cfapitest.Fault{Hang: true, ApplyFirst: true}, timeout: 300 * time.Millisecond},
+		{name: "html 502 applied", fault: cfapitest.Fault{Status: http.StatusBadGateway, Body: htmlPage, Header: htmlHeader, OffSpec: true, ApplyFirst: true}},
+		{name: "200 truncated applied", fault: cfapitest.Fault{Status: http.StatusOK, Body: `{"success":tr`, OffSpec: true, ApplyFirst: true}},
+		{name: "502 applied, server clock behind", fault: cfapitest.Fault{Status: http.StatusBadGateway, ApplyFirst: true}, skew: 1500 * time.Millisecond},
+		{name: "502 not applied", fault: cfapitest.Fault{Status: http.StatusBadGateway}, wantErr: &APIError{}},
+		{name: "502 not applied, earlier reset", fault: cfapitest.Fault{Status: http.StatusBadGateway}, wantErr: &APIError{}, earlier: time.Hour},
+		{name: "502 not applied, reset 3s before", fault: cfapitest.Fault{Status: http.StatusBadGateway}, wantErr: &APIError{}, earlier: 3 * time.Second},
+		{name: "503 not applied", fault: cfapitest.Fault{Status: http.StatusServiceUnavailable}, wantErr: &APIError{}},
+		{name: "connection dropped not applied", fault: cfapitest.Fault{CloseConn: true}},
+		{name: "timeout not applied", fault: cfapitest.Fault{Hang: true}, timeout: 300 * time.Millisecond, wantErr: context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			f.fake.Inject(cfapitest.OpResetRisk, tt.fault)
+			if tt.earlier > 0 {
+				last := time.Now().Add(-tt.earlier)
+				f.fake.AddUser(cfapitest.FakeUser{ID: aliceID, Email: aliceEmail, RiskLevel: "high", LastResetTime: &last})
+			}
+			if tt.skew > 0 {
+				f.fake.SetClock(func() time.Time { return time.Now().Add(-tt.skew) })
+			}
+			ctx := testContext(t)
+			if tt.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
+
+			res, err := f.client.ResetRiskScore(ctx, aliceID)
+
+			if calls := f.fake.Calls(cfapitest.OpResetRisk); calls != 1 {
+				t.Errorf("reset sent %d times, want exactly once", calls)
+			}
+			if f.fake.Calls(cfapitest.OpGetUserRisk) != 1 {
+				t.Errorf("outcome read %d times, want once", f.fake.Calls(cfapitest.OpGetUserRisk))
+			}
+			assertNoSecrets(t, err)
+			applied := tt.fault.ApplyFirst
+			if applied {
+				if err != nil {
+					t.Fatalf("ResetRiskScore: %v, want success settled by reading", err)
+				}
+				if !res.Verified || !res.Ambiguous {
+					t.Errorf("result %+v, want Verified and Ambiguous", res)
+				}
+				return
+			}
+			if !errors.Is(err, ErrResetNotApplied) {
+				t.Fatalf("error %v, want ErrResetNotApplied", err)
+			}
+			if !strings.Contains(err.Error(), "not applied") {
+				t.Errorf("error %q does not say the reset was not applied", err)
+			}
+			if apiWant, ok := tt.wantErr.(*APIError); ok && apiWant != nil {
+				apiErr := wantAs[*APIError](t, err)
+				if apiErr.StatusCode != tt.fault.Status {
+					t.Errorf("wrapped status %d, want %d", apiErr.StatusCode, tt.fault.Status)
+				}
+			} else if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("error %v does not wrap %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestAmbiguousResetWithUnreadableOutcome(t *testing.T) {
+	f := newFixture(t, nil)
+	f.fake.Inject(cfapitest.OpResetRisk, cfapitest.Fault{Status: http.StatusBadGateway, ApplyFirst: true})
+	f.fake.Deny(cfapitest.OpGetUserRisk)
+
+	_, err := f.client.ResetRiskScore(testContext(t), aliceID)
+	if !errors.Is(err, ErrResetOutcomeUnknown) {
+		t.Fatalf("error %v, want ErrResetOutcomeUnknown", err)
+	}
+	if pe := wantAs[*PermissionError](t, err); pe.Permission != PermZeroTrustPIIRead {
+		t.Errorf("error names %q, want %q", pe.Permission, PermZeroTrustPIIRead)
+	}
+	if calls := f.fake.Calls(cfapitest.OpResetRisk); calls != 1 {
+		t.Errorf("reset sent %d times, want once", calls)
+	}
+}
+
+func TestResetRetriesRateLimitAndUnsentRequests(t *testing.T) {
+	f := newFixture(t, nil)
+	f.fake.Inject(cfapitest.OpResetRisk,
+		cfapitest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "0"},
+		cfapitest.Fault{Status: http.StatusTooManyRequests},
+	)
+	res, err := f.client.ResetRiskScore(testContext(t), aliceID)
+	if err != nil {
+		t.Fatalf("ResetRiskScore: %v", err)
+	}
+	if !res.Verified || res.Ambiguous {
+		t.Errorf("result %+v, want verified, not ambiguous", res)
+	}
+	if calls := f.fake.Calls(cfapitest.OpResetRisk); calls != 3 {
+		t.Errorf("reset sent %d times, want 3 (two 429s, then success)", calls)
+	}
+	if n := f.fake.Resets(aliceID); n != 1 {
+		t.Errorf("%d resets applied, want 1", n)
+	}
+}
+
+// TestInvalidUserIDSendsNothing feeds ids that are not canonical UUIDs,
+// including path tricks, to every call that takes one.
+func TestInvalidUserIDSendsNothing(t *testing.T) {
+	ids := []string{
+		"",
+		"alice",
+		"../../x",
+		"%2e%2e",
+		"%2e%2e%2f%2e%2e%2fuser%2ftokens%2fverify",
+		"..%2F..%2Fx",
+		aliceID + "x",
+		aliceID + "/reset",
+		aliceID + "/../../../user/tokens/verify",
+		aliceID[:35] + "/",
+		aliceID[:35] + "?",
+		"../../" + aliceID,
+		"{" + aliceID + "}",
+		"urn:uuid:" + aliceID,
+		strings.ReplaceAll(aliceID, "-", ""),
+		" " + aliceID,
+		"f2108713-1206-4e84-8b80-0e71a6a1c6zz",
+	}
+	f := newFixture(t, nil)
+	for _, id := range ids {
+		if _, err := f.client.ResetRiskScore(testContext(t), id); !errors.Is(err, ErrInvalidUserID) {
+			t.Errorf("ResetRiskScore(%q): error %v, want ErrInvalidUserID", id, err)
+		}
+		if _, err := f.client.GetUserRisk(testContext(t), id); !errors.Is(err, ErrInvalidUserID) {
+			t.Errorf("GetUserRisk(%q): error %v, want ErrInvalidUserID", id, err)
+		}
+	}
+	if n := f.srv.RequestCount(); n != 0 {
+		t.Errorf("%d requests sent for invalid ids, want none: %v", n, operations(f.srv.Requests()))
+	}
+}
+
+func TestGetUserRisk(t *testing.T) {
+	f := newFixture(t, nil)
+	reset := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	f.fake.AddUser(cfapitest.FakeUser{ID: aliceID, Email: aliceEmail, Name: "Alice", RiskLevel: "medium", LastResetTime: &reset,
+		Events: []cfapitest.FakeEvent{{ID: "e1", Name: "Impossible travel", RiskLevel: "medium", Timestamp: reset.Add(time.Hour)}}})
+
+	risk, err := f.client.GetUserRisk(testContext(t), aliceID)
+	if err != nil {
+		t.Fatalf("GetUserRisk: %v", err)
+	}
+	if risk.ID != aliceID || risk.Email != aliceEmail || risk.Name != "Alice" || risk.RiskLevel != "medium" {
+		t.Errorf("risk %+v", risk)
+	}
+	if risk.LastResetTime == nil || !risk.LastResetTime.Equal(reset) {
+		t.Errorf("LastResetTime %v, want %v", risk.LastResetTime, reset)
+	}
+	if len(risk.Events) != 1 || risk.Events[0].Name != "Impossible travel" || !risk.Events[0].Timestamp.Equal(reset.Add(time.Hour)) {
+		t.Errorf("events %+v", risk.Events)
+	}
+}
+
+func TestGetUserRiskOfUnknownUser(t *testing.T) {
+	f := newFixture(t, nil)
+	_, err := f.client.GetUserRisk(testContext(t), "00000000-0000-4000-8000-000000000000")
+	apiErr := wantAs[*APIError](t, err)
+	if apiErr.StatusCode != http.StatusNotFound || !apiErr.HasCode(cfapitest.CodeUserNotFound) {
+		t.Errorf("error %v, want 404 with code %d", apiErr, cfapitest.CodeUserNotFound)
+	}
+	if calls := f.fake.Calls(cfapitest.OpGetUserRisk); calls != 1 {
+		t.Errorf("%d calls, want 1: a 404 is not retried", calls)
+	}
+}

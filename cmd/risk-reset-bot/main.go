@@ -1,0 +1,49 @@
+// Command risk-reset-bot serves the /risk-reset Slack command over Socket
+// Mode. Configuration comes from the environment; see README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"risk-reset-bot/internal/buildinfo"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "risk-reset-bot:", err)
+		os.Exit(1)
+	}
+}
+
+// usage is printed for -h, --help and unknown arguments.
+const usage = `usage: risk-reset-bot [version]
+
+Serves /risk-reset over Slack Socket Mode. Configuration comes from the
+environment (see README.md); every problem with it is reported at start.
+`
+
+func run(ctx context.Context, args, environ []string, out io.Writer, opts ...option) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version", "--version":
+			fmt.Fprintln(out, "risk-reset-bot", buildinfo.Version)
+			return nil
+		case "-h", "--help", "help":
+			fmt.Fprint(out, usage)
+			return nil
+		default:
+			return fmt.Errorf("unknown argument %q\n%s", args[0], usage)
+		}
+	}
+	app, err := newApp(environ, out, opts...)
+	if err != nil {
+		return err
+	}
+	return app.Run(ctx)
+}
