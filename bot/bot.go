@@ -102,6 +102,7 @@ func New(cfg Config, cf Cloudflare, policy *authz.Policy, store request.Store, l
 // (HTTP 429) are waited out as Slack's Retry-After says, bounded by the
 // caller's context.
 func NewSlackClient(cfg Config) *slack.Client {
+	cfg.setDefaults()
 	return slack.New(cfg.BotToken,
 		slack.OptionAPIURL(cfg.APIURL),
 		slack.OptionAppLevelToken(cfg.AppToken),

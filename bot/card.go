@@ -110,7 +110,11 @@ func riskLine(r request.Risk) string {
 	if level == "" {
 		level = "none"
 	}
-	return fmt.Sprintf("%s (%d events)", strings.ToUpper(level[:1])+level[1:], r.Events)
+	events := "events"
+	if r.Events == 1 {
+		events = "event"
+	}
+	return fmt.Sprintf("%s (%d %s)", strings.ToUpper(level[:1])+level[1:], r.Events, events)
 }
 
 func approvalsLine(r *request.Request) string {

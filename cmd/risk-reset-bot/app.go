@@ -92,3 +92,13 @@ func (a *app) Run(ctx context.Context) error {
 	a.log.Info().Msg("stopped")
 	return nil
 }
+
+func withClock(now func() time.Time) option { return func(o *appOptions) { o.now = now } }
+
+func withSweepInterval(d time.Duration) option {
+	return func(o *appOptions) { o.sweepInterval = d }
+}
+
+func withCloudflareOptions(opts ...cloudflare.Option) option {
+	return func(o *appOptions) { o.cfOptions = append(o.cfOptions, opts...) }
+}
