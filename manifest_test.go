@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/dlclark/regexp2"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"sigs.k8s.io/yaml"
 
 	"risk-reset-bot/bot"
+	"risk-reset-bot/internal/specs"
 )
 
 // manifestJSON reads manifest.yml as Slack reads it: YAML turned to JSON.
@@ -29,19 +30,21 @@ func manifestJSON(t *testing.T) []byte {
 }
 
 func TestManifestValidatesAgainstSlackSchema(t *testing.T) {
-	schemaPath := filepath.Join("..", "shared", "slack-manifest.schema.json")
-	if p := os.Getenv("SLACK_MANIFEST_SCHEMA"); p != "" {
-		schemaPath = p
+	schemaPath, err := specs.Path(specs.SlackManifestSchema)
+	if err != nil {
+		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(schemaPath)
 	if err != nil {
-		t.Fatalf("reading Slack's manifest schema (set SLACK_MANIFEST_SCHEMA to its path): %v", err)
+		t.Fatal(err)
 	}
 	schemaDoc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := jsonschema.NewCompiler()
+	// Slack's schema uses ECMAScript look-aheads that Go's regexp lacks.
+	c.UseRegexpEngine(ecmaRegexp)
 	if err := c.AddResource("slack-manifest.schema.json", schemaDoc); err != nil {
 		t.Fatal(err)
 	}
@@ -97,3 +100,22 @@ func TestManifestDeclaresWhatTheBotUses(t *testing.T) {
 		t.Errorf("socket mode and interactivity must be on: %+v", m.Settings)
 	}
 }
+
+// ecmaRegexp compiles JSON Schema patterns as ECMAScript regexps, as the
+// JSON Schema specification says they are.
+func ecmaRegexp(pattern string) (jsonschema.Regexp, error) {
+	re, err := regexp2.Compile(pattern, regexp2.ECMAScript)
+	if err != nil {
+		return nil, err
+	}
+	return ecmaRE{re}, nil
+}
+
+type ecmaRE struct{ re *regexp2.Regexp }
+
+func (r ecmaRE) MatchString(s string) bool {
+	ok, err := r.re.MatchString(s)
+	return err == nil && ok
+}
+
+func (r ecmaRE) String() string { return r.re.String() }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"risk-reset-bot/internal/buildinfo"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -13,6 +12,7 @@ import (
 	"risk-reset-bot/bot"
 	"risk-reset-bot/cloudflare"
 	"risk-reset-bot/config"
+	"risk-reset-bot/internal/buildinfo"
 	"risk-reset-bot/internal/logging"
 	"risk-reset-bot/request"
 )

@@ -8,8 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"risk-reset-bot/internal/buildinfo"
 	"syscall"
+
+	"risk-reset-bot/internal/buildinfo"
 )
 
 func main() {

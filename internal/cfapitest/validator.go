@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,6 +27,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"risk-reset-bot/internal/specs"
 )
 
 // SpecEnv names the environment variable that overrides where the OpenAPI
@@ -92,31 +93,17 @@ func NewValidator(t testing.TB) *Validator {
 	return loaded.v
 }
 
-// specPath finds the spec: $CF_OPENAPI_SPEC, else ../shared/ beside the
-// directory holding go.mod (walking up from the working directory, which
-// `go test` sets to the package directory).
+// specPath finds the spec: $CF_OPENAPI_SPEC, else the shared contract
+// (see package specs).
 func specPath() (string, error) {
 	if p := os.Getenv(SpecEnv); p != "" {
 		return p, nil
 	}
-	dir, err := os.Getwd()
+	p, err := specs.Path(specs.CloudflareOpenAPI)
 	if err != nil {
-		return "", fmt.Errorf("finding the OpenAPI subset: %w", err)
+		return "", fmt.Errorf("%w (or set %s)", err, SpecEnv)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "cloudflare-openapi-subset.json")
-			if _, err := os.Stat(p); err != nil {
-				return "", fmt.Errorf("OpenAPI subset not found beside the module (set %s): %w", SpecEnv, err)
-			}
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory; set %s", SpecEnv)
-		}
-		dir = parent
-	}
+	return p, nil
 }
 
 func loadValidator(path string) (*Validator, error) {

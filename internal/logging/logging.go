@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"risk-reset-bot/internal/buildinfo"
 	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"risk-reset-bot/internal/buildinfo"
 )
 
 // FieldRequestID is the log field holding a request's id.

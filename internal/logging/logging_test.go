@@ -3,11 +3,11 @@ package logging_test
 import (
 	"bytes"
 	"encoding/json"
-	"risk-reset-bot/internal/buildinfo"
 	"strings"
 	"testing"
 	"time"
 
+	"risk-reset-bot/internal/buildinfo"
 	"risk-reset-bot/internal/logging"
 )
 
