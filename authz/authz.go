@@ -39,6 +39,8 @@ const (
 	NotApprover    Reason = "not_approver"
 	SelfApproval   Reason = "self_approval"
 	NotParticipant Reason = "not_participant"
+	SelfTarget     Reason = "self_target"
+	EmailUnknown   Reason = "email_unknown"
 )
 
 // DeniedError is a refusal. Message is safe to show to the person refused.
@@ -148,6 +150,22 @@ func (p *Policy) CanReject(ctx context.Context, actor, requester string) error {
 	}
 	if !ok {
 		return &DeniedError{Reason: NotApprover, Message: "only the requester or an approver can reject this request."}
+	}
+	return nil
+}
+
+// CheckNotTarget refuses when the person acting is the user whose risk
+// score would be reset: nobody requests or approves their own reset. The
+// two addresses are compared case-insensitively; when either is unknown the
+// check cannot be made, and that is a refusal too, since the rule must hold.
+func CheckNotTarget(actorEmail, targetEmail string) error {
+	switch {
+	case actorEmail == "":
+		return &DeniedError{Reason: EmailUnknown, Message: "I cannot read your Slack email address (the app needs the users:read.email scope), so I cannot check that this is not your own risk score. Nothing was changed."}
+	case targetEmail == "":
+		return &DeniedError{Reason: EmailUnknown, Message: "Cloudflare did not give this user's email (the API token needs Zero Trust PII Read), so I cannot check that this is not your own risk score. Nothing was changed."}
+	case strings.EqualFold(strings.TrimSpace(actorEmail), strings.TrimSpace(targetEmail)):
+		return &DeniedError{Reason: SelfTarget, Message: "nobody may request or approve a reset of their own risk score; ask a colleague. Nothing was changed."}
 	}
 	return nil
 }

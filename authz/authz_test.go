@@ -480,3 +480,32 @@ func TestPolicyConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckNotTarget(t *testing.T) {
+	tests := []struct {
+		name          string
+		actor, target string
+		want          authz.Reason // "" means allowed
+	}{
+		{"different people", "lead@example.com", "alice@example.com", ""},
+		{"same email", "alice@example.com", "alice@example.com", authz.SelfTarget},
+		{"same email, other case", "Alice@Example.com", "alice@EXAMPLE.com", authz.SelfTarget},
+		{"actor email unknown", "", "alice@example.com", authz.EmailUnknown},
+		{"target email unknown", "lead@example.com", "", authz.EmailUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := authz.CheckNotTarget(tt.actor, tt.target)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("CheckNotTarget = %v, want allowed", err)
+				}
+				return
+			}
+			denied, ok := authz.IsDenied(err)
+			if !ok || denied.Reason != tt.want {
+				t.Fatalf("CheckNotTarget = %v, want denial %s", err, tt.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -22,6 +23,9 @@ type click struct {
 	channelID   string
 	messageTS   string
 	responseURL string
+	triggerID   string
+	note        string // reason given with a denial
+	confirmed   bool   // the deny modal was submitted; do not ask again
 }
 
 // handleBlockActions handles the card's buttons; other actions are ignored.
@@ -33,12 +37,13 @@ func (b *Bot) handleBlockActions(ctx context.Context, cb slack.InteractionCallba
 		b.handleClick(ctx, click{
 			actor: cb.User.ID, actionID: a.ActionID, requestID: a.Value,
 			channelID: cb.Channel.ID, messageTS: cb.Container.MessageTs, responseURL: cb.ResponseURL,
+			triggerID: cb.TriggerID,
 		})
 	}
 }
 
 func (b *Bot) handleClick(ctx context.Context, c click) {
-	log := logging.WithRequestID(b.log, c.requestID).With().Str("actor", c.actor).Str("action", c.actionID).Logger()
+	log := logging.WithRequestID(b.log, c.requestID).With().Str("actor", c.actor).Str("button", c.actionID).Logger()
 	tell := func(text string) { b.ephemeral(ctx, log, c.responseURL, text) }
 	defer b.recovered(log, tell)
 
@@ -61,7 +66,7 @@ func (b *Bot) handleClick(ctx context.Context, c click) {
 		b.approve(ctx, log, req, c.actor, tell)
 		return
 	}
-	b.reject(ctx, log, req, c.actor, tell)
+	b.reject(ctx, log, req, c, tell)
 }
 
 // forgottenCard answers a click on a card this process no longer knows
@@ -85,6 +90,9 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 	if !b.authorizeClick(ctx, log, b.policy.CanApprove(ctx, actor, req.Requester), actor, tell) {
 		return
 	}
+	if !b.authorizeClick(ctx, log, b.checkNotTarget(ctx, actor, req.Target), actor, tell) {
+		return
+	}
 	var execute bool
 	updated, err := b.store.Update(ctx, req.ID, func(r *request.Request) error {
 		var err error
@@ -95,7 +103,7 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 		b.clickLost(ctx, log, updated, err, tell)
 		return
 	}
-	b.auditLog(log, updated, request.StatePending, actor, "approved")
+	b.auditLog(updated, request.StatePending, actor, "approved")
 	if !execute {
 		b.refreshCard(ctx, log, updated)
 		b.threadReply(ctx, log, updated, approvalsLine(updated)+".")
@@ -104,16 +112,34 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 	b.execute(ctx, log, updated)
 }
 
-func (b *Bot) reject(ctx context.Context, log zerolog.Logger, req *request.Request, actor string, tell func(string)) {
-	if !b.authorizeClick(ctx, log, b.policy.CanReject(ctx, actor, req.Requester), actor, tell) {
+func (b *Bot) reject(ctx context.Context, log zerolog.Logger, req *request.Request, c click, tell func(string)) {
+	if !b.authorizeClick(ctx, log, b.policy.CanReject(ctx, c.actor, req.Requester), c.actor, tell) {
 		return
 	}
-	updated, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Reject(actor, "", b.now()) })
+	if c.actor != req.Requester && !c.confirmed && req.State == request.StatePending && b.askDenyReason(ctx, log, req, c) {
+		return
+	}
+	updated, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Reject(c.actor, c.note, b.now()) })
 	if err != nil {
 		b.clickLost(ctx, log, updated, err, tell)
 		return
 	}
-	b.finishVisibly(ctx, log, updated, request.StatePending, actor)
+	b.finishVisibly(ctx, log, updated, request.StatePending, c.actor, "")
+}
+
+// askDenyReason opens the optional reason form for an approver's denial
+// and reports whether it did; when it cannot, the denial goes ahead
+// without a reason, since the click said what the approver wants.
+func (b *Bot) askDenyReason(ctx context.Context, log zerolog.Logger, req *request.Request, c click) bool {
+	if c.triggerID == "" {
+		return false
+	}
+	meta, _ := json.Marshal(denyMeta{RequestID: req.ID, ResponseURL: c.responseURL})
+	if _, err := b.api.OpenViewContext(ctx, c.triggerID, denyModal(string(meta), req)); err != nil {
+		log.Warn().Err(err).Msg("opening the deny form failed; denying without a reason")
+		return false
+	}
+	return true
 }
 
 // authorizeClick reports whether the click may proceed, telling the actor
@@ -123,7 +149,7 @@ func (b *Bot) authorizeClick(ctx context.Context, log zerolog.Logger, err error,
 		return true
 	}
 	if denied, ok := authz.IsDenied(err); ok {
-		log.Warn().Str("event", "audit").Str("action", "click_denied").Str("reason", string(denied.Reason)).Msg("click refused")
+		log.Warn().Str("event", "audit").Str("action", "click_denied").Str("refusal", string(denied.Reason)).Msg("click refused")
 		tell(":no_entry: " + capitalize(denied.Message))
 		return false
 	}
@@ -168,34 +194,56 @@ func decidedVerb(s request.State) string {
 }
 
 // execute runs an approved reset and makes its outcome visible. The card
-// shows "resetting…" first, so nobody wonders whether the click took.
+// shows "resetting…" first, so nobody wonders whether the click took, and
+// the audit record is written before the reset, so no reset goes
+// unrecorded: when the audit channel cannot be written, the reset does not
+// run.
 func (b *Bot) execute(ctx context.Context, log zerolog.Logger, req *request.Request) {
 	b.refreshCard(ctx, log, req)
+	auditTS, err := b.openAuditRecord(ctx, req)
+	if err != nil {
+		log.Error().Err(err).Msg("audit channel cannot be written; reset not run")
+		b.finishExecution(ctx, log, req, request.Outcome{At: b.now(), Detail: fmt.Sprintf(
+			"the audit channel %s cannot be written (%s), so the reset was not run: every reset must be on record. Invite the bot to that channel (or fix AUDIT_CHANNEL_ID), then run the command again.",
+			b.cfg.AuditChannelID, slackErrorCode(err))}, false, "")
+		return
+	}
 	res, resetErr := b.cf.ResetRiskScore(ctx, req.Target.UserID)
-	outcome := outcomeOf(res, resetErr, b.now())
 	if resetErr != nil {
 		log.Error().Err(resetErr).Msg("cloudflare reset failed")
 	}
-	done, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Finish(outcome, resetErr == nil) })
+	b.finishExecution(ctx, log, req, outcomeOf(res, resetErr, b.now()), resetErr == nil, auditTS)
+}
+
+// finishExecution records the outcome of an executing request and shows it.
+func (b *Bot) finishExecution(ctx context.Context, log zerolog.Logger, req *request.Request, o request.Outcome, succeeded bool, auditTS string) {
+	done, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Finish(o, succeeded) })
 	if err != nil {
 		// The reset happened (or failed) regardless; report it from what
 		// we know so the outcome is not lost with the store.
 		log.Error().Err(err).Msg("recording the outcome failed")
 		done = req.Clone()
-		_ = done.Finish(outcome, resetErr == nil)
+		_ = done.Finish(o, succeeded)
 	}
-	b.finishVisibly(ctx, log, done, request.StateExecuting, req.DecidedBy)
+	b.finishVisibly(ctx, log, done, request.StateExecuting, req.DecidedBy, auditTS)
 }
 
 // finishVisibly makes a terminal state visible everywhere it must be: the
-// card, its thread, the audit channel and the log.
-func (b *Bot) finishVisibly(ctx context.Context, log zerolog.Logger, r *request.Request, from request.State, actor string) {
-	b.auditLog(log, r, from, actor, string(r.State))
+// card, its thread, the audit channel and the log. auditTS is the audit
+// record written before the reset, which is completed rather than
+// duplicated.
+func (b *Bot) finishVisibly(ctx context.Context, log zerolog.Logger, r *request.Request, from request.State, actor, auditTS string) {
+	b.auditLog(r, from, actor, string(r.State))
 	b.refreshCard(ctx, log, r)
 	text := outcomeText(r)
 	b.threadReply(ctx, log, r, text)
 	link := b.permalink(ctx, log, r.ChannelID, r.CardTS)
-	b.auditRecord(ctx, log, auditText(r, text, link))
+	record := auditText(r, text, link)
+	if auditTS != "" {
+		b.updateAuditRecord(ctx, log, auditTS, record)
+		return
+	}
+	b.auditRecord(ctx, log, record)
 }
 
 // refreshCard rewrites the card to show r as it now is.
@@ -230,6 +278,9 @@ func (b *Bot) approversText(r *request.Request) string {
 		}
 	}
 	text := "Needs approval by an approver other than the requester"
+	if r.RequiredApprovals > 1 {
+		text = fmt.Sprintf("Needs approval by %d different approvers, none of them the requester", r.RequiredApprovals)
+	}
 	if len(who) > 0 {
 		text += " (" + joinOr(who) + ")"
 	}

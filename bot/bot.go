@@ -36,6 +36,11 @@ type Config struct {
 	APIURL         string // Slack Web API base, with trailing slash
 	AuditChannelID string
 	RequestTTL     time.Duration
+	// RequiredApprovals is how many distinct approvers must approve when
+	// the policy has approvers.
+	RequiredApprovals int
+	// RequireReason asks for a reason in a modal when the command has none.
+	RequireReason bool
 	// MaxConcurrent bounds handlers running at once; envelopes beyond it
 	// are acked and wait their turn.
 	MaxConcurrent int
@@ -190,9 +195,20 @@ func (b *Bot) dispatch(ctx context.Context, evt socketmode.Event) {
 		b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleCommand(ctx, cmd, parsed) })
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)
-		b.ackRaw(evt.Request, nil)
-		if ok && cb.Type == slack.InteractionTypeBlockActions {
+		switch {
+		case ok && cb.Type == slack.InteractionTypeBlockActions:
+			b.ackRaw(evt.Request, nil)
 			b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleBlockActions(ctx, cb) })
+		case ok && cb.Type == slack.InteractionTypeViewSubmission:
+			// Form errors go back in the ack, which keeps the modal open.
+			if errs := viewSubmissionAck(cb); errs != nil {
+				b.ackRaw(evt.Request, errs)
+				return
+			}
+			b.ackRaw(evt.Request, nil)
+			b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleViewSubmission(ctx, cb) })
+		default:
+			b.ackRaw(evt.Request, nil)
 		}
 	case socketmode.EventTypeEventsAPI:
 		b.ackRaw(evt.Request, nil)

@@ -16,29 +16,41 @@ import (
 	"risk-reset-bot/request"
 )
 
-// handleCommand runs a parsed `/risk-reset` after its ack: authorize,
-// resolve the target, post the card.
-func (b *Bot) handleCommand(ctx context.Context, cmd slack.SlashCommand, parsed Command) {
-	id := uuid.NewString()
-	log := logging.WithRequestID(b.log, id).With().Str("requester", cmd.UserID).Str("channel", cmd.ChannelID).Logger()
-	tell := func(text string) { b.ephemeral(ctx, log, cmd.ResponseURL, text) }
-	defer b.recovered(log, tell)
+// origin is who asked for a request, where, and how to answer them only.
+type origin struct {
+	userID      string
+	channelID   string
+	responseURL string
+}
 
-	if err := b.policy.CanRequest(ctx, cmd.UserID, cmd.ChannelID); err != nil {
-		b.refuseCommand(ctx, log, cmd, err, tell)
+// handleCommand runs a parsed `/risk-reset` after its ack. Without a
+// reason (when one is required) it asks for one in a modal; otherwise it
+// opens the request at once.
+func (b *Bot) handleCommand(ctx context.Context, cmd slack.SlashCommand, parsed Command) {
+	o := origin{userID: cmd.UserID, channelID: cmd.ChannelID, responseURL: cmd.ResponseURL}
+	if parsed.Reason == "" && b.cfg.RequireReason {
+		b.askReason(ctx, o, cmd.TriggerID, parsed.Target)
 		return
 	}
-	target, risk, err := b.resolve(ctx, parsed.Target)
-	if err != nil {
-		log.Info().Err(err).Str("event", "command_failed").Msg("target not resolved")
-		tell(resolveMessage(err))
+	b.openRequest(ctx, o, parsed.Target, parsed.Reason)
+}
+
+// openRequest authorizes the requester, resolves the target and posts the
+// card.
+func (b *Bot) openRequest(ctx context.Context, o origin, t Target, reason string) {
+	id := uuid.NewString()
+	log := logging.WithRequestID(b.log, id).With().Str("requester", o.userID).Str("channel", o.channelID).Logger()
+	tell := func(text string) { b.ephemeral(ctx, log, o.responseURL, text) }
+	defer b.recovered(log, tell)
+
+	target, risk, ok := b.prepare(ctx, log, o, t, tell)
+	if !ok {
 		return
 	}
 	log = log.With().Str("target_user_id", target.UserID).Str("target_email", target.Email).Logger()
-
 	req := request.New(request.Draft{
-		ID: id, Requester: cmd.UserID, ChannelID: cmd.ChannelID,
-		Target: target, Risk: risk, Reason: parsed.Reason,
+		ID: id, Requester: o.userID, ChannelID: o.channelID,
+		Target: target, Risk: risk, Reason: reason,
 		RequiredApprovals: b.requiredApprovals(),
 	}, b.now(), b.cfg.RequestTTL)
 	if err := b.create(ctx, req); err != nil {
@@ -46,6 +58,40 @@ func (b *Bot) handleCommand(ctx context.Context, cmd slack.SlashCommand, parsed 
 		return
 	}
 	b.postCard(ctx, log, req, tell)
+}
+
+// prepare runs the checks a request passes before it gets a card: the
+// requester may request here, the target resolves to a Cloudflare user, and
+// the requester is not that user. On failure the requester has been told
+// why and ok is false.
+func (b *Bot) prepare(ctx context.Context, log zerolog.Logger, o origin, t Target, tell func(string)) (request.Target, request.Risk, bool) {
+	if err := b.policy.CanRequest(ctx, o.userID, o.channelID); err != nil {
+		b.refuseCommand(ctx, log, o, err, tell)
+		return request.Target{}, request.Risk{}, false
+	}
+	target, risk, err := b.resolve(ctx, t)
+	if err != nil {
+		log.Info().Err(err).Str("event", "command_failed").Msg("target not resolved")
+		tell(resolveMessage(err))
+		return request.Target{}, request.Risk{}, false
+	}
+	if err := b.checkNotTarget(ctx, o.userID, target); err != nil {
+		b.refuseCommand(ctx, log, o, err, tell)
+		return request.Target{}, request.Risk{}, false
+	}
+	return target, risk, true
+}
+
+// checkNotTarget refuses when actor is the target, comparing actor's Slack
+// email with the target's Cloudflare email.
+func (b *Bot) checkNotTarget(ctx context.Context, actor string, target request.Target) error {
+	email, err := b.slackEmail(ctx, actor)
+	var su *slackUserError
+	if errors.As(err, &su) && su.err != nil && !isSlackError(su.err, "missing_scope") {
+		return fmt.Errorf("reading the email of %s: %w", actor, err)
+	}
+	// No email or no scope: CheckNotTarget refuses and says why.
+	return authz.CheckNotTarget(email, target.Email)
 }
 
 // create stores req. A pending request for the same target that is past
@@ -63,23 +109,23 @@ func (b *Bot) create(ctx context.Context, req *request.Request) error {
 
 func (b *Bot) requiredApprovals() int {
 	if b.policy.RequiresApprover() {
-		return 1
+		return max(b.cfg.RequiredApprovals, 1)
 	}
 	return 0
 }
 
 // refuseCommand tells a refused requester why, and records the refusal.
-func (b *Bot) refuseCommand(ctx context.Context, log zerolog.Logger, cmd slack.SlashCommand, err error, tell func(string)) {
+func (b *Bot) refuseCommand(ctx context.Context, log zerolog.Logger, o origin, err error, tell func(string)) {
 	denied, ok := authz.IsDenied(err)
 	if !ok {
 		log.Error().Err(err).Msg("could not check the requester's permission")
-		tell(":warning: I could not check your permission (Slack user-group lookup failed). Nothing was changed; try again in a minute.")
+		tell(":warning: I could not check your permission (a Slack lookup failed). Nothing was changed; try again in a minute.")
 		return
 	}
-	log.Warn().Str("event", "audit").Str("action", "command_denied").Str("actor", cmd.UserID).
-		Str("reason", string(denied.Reason)).Msg("risk reset request refused")
+	log.Warn().Str("event", "audit").Str("action", "command_denied").Str("actor", o.userID).
+		Str("refusal", string(denied.Reason)).Msg("risk reset request refused")
 	tell(":no_entry: " + capitalize(denied.Message))
-	b.auditRecord(ctx, log, fmt.Sprintf(":no_entry: Refused `/risk-reset` from <@%s> in <#%s>: %s", cmd.UserID, cmd.ChannelID, escape(denied.Message)))
+	b.auditRecord(ctx, log, fmt.Sprintf(":no_entry: Refused `/risk-reset` from <@%s> in <#%s>: %s", o.userID, o.channelID, escape(denied.Message)))
 }
 
 // tellCreateFailed answers a request that could not be stored: a
@@ -116,7 +162,7 @@ func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Req
 		log.Error().Err(err).Msg("recording the card failed")
 	}
 	req.CardTS = ts
-	b.auditLog(log, req, "", "", "requested")
+	b.auditLog(req, "", "", "requested")
 	b.threadReply(ctx, log, req, fmt.Sprintf("Requested by <@%s>. %s", req.Requester, escape(approverHint(req))))
 }
 
@@ -127,7 +173,7 @@ func (b *Bot) abandon(ctx context.Context, log zerolog.Logger, req *request.Requ
 		log.Error().Err(err).Msg("ending the abandoned request failed")
 		return
 	}
-	b.auditLog(log, req, request.StatePending, "", "abandoned: "+why)
+	b.auditLog(req, request.StatePending, "", "abandoned: "+why)
 }
 
 func approverHint(r *request.Request) string {

@@ -48,5 +48,5 @@ func (b *Bot) expire(ctx context.Context, id string) {
 		log.Error().Err(err).Msg("expiring the request failed")
 		return
 	}
-	b.finishVisibly(ctx, log, r, request.StatePending, "")
+	b.finishVisibly(ctx, log, r, request.StatePending, "", "")
 }

@@ -182,7 +182,7 @@ func outcomeText(r *request.Request) string {
 		}
 		return text + rayText(r.Outcome)
 	case request.StateFailed:
-		return fmt.Sprintf(":x: Failed: %s", escape(capitalize(detail(r.Outcome))))
+		return fmt.Sprintf(":x: <@%s> the reset failed: %s", r.Requester, escape(detail(r.Outcome)))
 	case request.StateDenied:
 		text := fmt.Sprintf(":no_entry: Denied by <@%s>; nothing was changed.", r.DecidedBy)
 		if r.Note != "" {

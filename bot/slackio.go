@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
@@ -60,9 +61,35 @@ func (b *Bot) auditRecord(ctx context.Context, log zerolog.Logger, text string) 
 	}
 }
 
+// openAuditRecord writes the audit record of a reset about to run and
+// returns its ts; with no audit channel it returns "" and no error.
+func (b *Bot) openAuditRecord(ctx context.Context, r *request.Request) (string, error) {
+	if b.cfg.AuditChannelID == "" {
+		return "", nil
+	}
+	_, ts, err := b.api.PostMessageContext(ctx, b.cfg.AuditChannelID,
+		slack.MsgOptionText(auditText(r, statusText(r), ""), false))
+	if err != nil {
+		return "", fmt.Errorf("writing to the audit channel: %w", err)
+	}
+	return ts, nil
+}
+
+// updateAuditRecord completes an audit record with the outcome; if the
+// update fails, a new record is posted so the outcome is not lost.
+func (b *Bot) updateAuditRecord(ctx context.Context, log zerolog.Logger, ts, text string) {
+	_, _, _, err := b.api.UpdateMessageContext(ctx, b.cfg.AuditChannelID, ts, slack.MsgOptionText(text, false))
+	if err != nil {
+		log.Warn().Err(err).Msg("completing the audit record failed; posting a new one")
+		b.auditRecord(ctx, log, text)
+	}
+}
+
 // auditLog writes the structured line a SIEM ingests for one transition.
-func (b *Bot) auditLog(log zerolog.Logger, r *request.Request, from request.State, actor, what string) {
-	e := log.Info().Str("event", "audit").Str("request_id", r.ID).
+// It starts from the bot's base logger, not the handler's, so no field
+// appears twice in the line.
+func (b *Bot) auditLog(r *request.Request, from request.State, actor, what string) {
+	e := b.log.Info().Str("event", "audit").Str("request_id", r.ID).
 		Str("state_from", string(from)).Str("state_to", string(r.State)).
 		Str("actor", actor).Str("requester", r.Requester).
 		Str("target_user_id", r.Target.UserID).Str("target_email", r.Target.Email).

@@ -40,6 +40,12 @@ type Config struct {
 	AuditChannelID    string
 
 	RequestTTL time.Duration
+	// RequiredApprovals is how many distinct approvers must approve when
+	// ApproverIDs is set.
+	RequiredApprovals int
+	// RequireReason makes the requester give a reason; without one in the
+	// command, the bot asks for it in a modal.
+	RequireReason bool
 	// GroupCacheTTL is how long user-group memberships are cached; 0 disables
 	// the cache.
 	GroupCacheTTL time.Duration
@@ -108,6 +114,8 @@ type rawEnv struct {
 	AllowedChannelIDs      string `env:"ALLOWED_CHANNEL_IDS"`
 	AuditChannelID         string `env:"AUDIT_CHANNEL_ID"`
 	RequestTTL             string `env:"REQUEST_TTL" envDefault:"30m"`
+	RequiredApprovals      string `env:"REQUIRED_APPROVALS" envDefault:"1"`
+	RequireReason          string `env:"REQUIRE_REASON" envDefault:"true"`
 	GroupCacheTTL          string `env:"GROUP_CACHE_TTL" envDefault:"1m"`
 	LogLevel               string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat              string `env:"LOG_FORMAT" envDefault:"json"`
@@ -129,6 +137,8 @@ const (
 	varAllowedChannelIDs   = "ALLOWED_CHANNEL_IDS"
 	varAuditChannelID      = "AUDIT_CHANNEL_ID"
 	varRequestTTL          = "REQUEST_TTL"
+	varRequiredApprovals   = "REQUIRED_APPROVALS"
+	varRequireReason       = "REQUIRE_REASON"
 	varGroupCacheTTL       = "GROUP_CACHE_TTL"
 	varLogLevel            = "LOG_LEVEL"
 	varLogFormat           = "LOG_FORMAT"
@@ -184,6 +194,8 @@ func (v *validator) build(raw rawEnv) *Config {
 	c.AllowedChannelIDs = v.idList(varAllowedChannelIDs, raw.AllowedChannelIDs, channelIDPattern, channelIDKind)
 	c.AuditChannelID = v.channelID(varAuditChannelID, raw.AuditChannelID)
 	c.RequestTTL = v.requestTTL(raw.RequestTTL)
+	c.RequiredApprovals = v.requiredApprovals(raw.RequiredApprovals, len(c.ApproverIDs))
+	c.RequireReason = v.boolean(varRequireReason, raw.RequireReason)
 	c.GroupCacheTTL = v.groupCacheTTL(raw.GroupCacheTTL)
 	c.LogLevel = v.oneOf(varLogLevel, raw.LogLevel, "trace", "debug", "info", "warn", "error")
 	c.LogFormat = v.oneOf(varLogFormat, raw.LogFormat, "json", "console")

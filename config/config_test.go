@@ -129,6 +129,9 @@ func TestLoadTokenSchemeWithDefaults(t *testing.T) {
 	if cfg.GroupCacheTTL != time.Minute {
 		t.Errorf("GroupCacheTTL = %v, want 1m", cfg.GroupCacheTTL)
 	}
+	if cfg.RequiredApprovals != 1 || !cfg.RequireReason {
+		t.Errorf("RequiredApprovals, RequireReason = %d, %v; want 1, true", cfg.RequiredApprovals, cfg.RequireReason)
+	}
 	if cfg.RequesterIDs != nil || cfg.ApproverIDs != nil || cfg.AllowedChannelIDs != nil {
 		t.Errorf("ID lists = %v %v %v, want all empty", cfg.RequesterIDs, cfg.ApproverIDs, cfg.AllowedChannelIDs)
 	}
@@ -263,6 +266,14 @@ func TestLoadReportsOneProblem(t *testing.T) {
 			"REQUEST_TTL", "must be greater than 0"},
 		{"request TTL over a day", with(tokenEnv(), "REQUEST_TTL", "25h"),
 			"REQUEST_TTL", `must be at most 24h (got "25h")`},
+		{"required approvals zero", with(tokenEnv(), "REQUIRED_APPROVALS", "0", "APPROVER_IDS", "S0LEADS"),
+			"REQUIRED_APPROVALS", `REQUIRED_APPROVALS: must be a whole number from 1 to 5 (got "0")`},
+		{"required approvals not a number", with(tokenEnv(), "REQUIRED_APPROVALS", "two", "APPROVER_IDS", "S0LEADS"),
+			"REQUIRED_APPROVALS", "must be a whole number"},
+		{"required approvals without approvers", with(tokenEnv(), "REQUIRED_APPROVALS", "2"),
+			"REQUIRED_APPROVALS", "APPROVER_IDS is empty"},
+		{"require reason not a bool", with(tokenEnv(), "REQUIRE_REASON", "maybe"),
+			"REQUIRE_REASON", `REQUIRE_REASON: must be true or false (got "maybe")`},
 		{"bad group cache TTL", with(tokenEnv(), "GROUP_CACHE_TTL", "forever"),
 			"GROUP_CACHE_TTL", `GROUP_CACHE_TTL: not a duration (got "forever")`},
 		{"negative group cache TTL", with(tokenEnv(), "GROUP_CACHE_TTL", "-1s"),

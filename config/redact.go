@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -44,6 +45,8 @@ func (c Config) view() []viewField {
 		ids("allowed_channel_ids", c.AllowedChannelIDs),
 		{key: "audit_channel_id", value: c.AuditChannelID},
 		{key: "request_ttl", value: c.RequestTTL.String()},
+		{key: "required_approvals", value: strconv.Itoa(c.RequiredApprovals)},
+		{key: "require_reason", value: strconv.FormatBool(c.RequireReason)},
 		{key: "group_cache_ttl", value: c.GroupCacheTTL.String()},
 		{key: "log_level", value: c.LogLevel},
 		{key: "log_format", value: c.LogFormat},

@@ -283,3 +283,29 @@ func (v *validator) hostPort(name, s string) string {
 	v.add(name, `must be host:port such as ":8080" or "127.0.0.1:8080" (got %s)`, quoteValue(s))
 	return ""
 }
+
+// maxRequiredApprovals keeps the quorum within what a card can show and a
+// team can gather before the request expires.
+const maxRequiredApprovals = 5
+
+func (v *validator) requiredApprovals(s string, approvers int) int {
+	n, err := strconv.Atoi(s)
+	switch {
+	case err != nil || n < 1 || n > maxRequiredApprovals:
+		v.add(varRequiredApprovals, "must be a whole number from 1 to %d (got %s)", maxRequiredApprovals, quoteValue(s))
+		return 0
+	case n > 1 && approvers == 0:
+		v.add(varRequiredApprovals, "is %d but APPROVER_IDS is empty; set approvers or leave it at 1", n)
+		return 0
+	}
+	return n
+}
+
+func (v *validator) boolean(name, s string) bool {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		v.add(name, "must be true or false (got %s)", quoteValue(s))
+		return false
+	}
+	return b
+}

@@ -55,6 +55,7 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 	botCfg := bot.Config{
 		BotToken: cfg.SlackBotToken, AppToken: cfg.SlackAppToken, APIURL: cfg.SlackAPIURL,
 		AuditChannelID: cfg.AuditChannelID, RequestTTL: cfg.RequestTTL, SweepInterval: o.sweepInterval,
+		RequiredApprovals: cfg.RequiredApprovals, RequireReason: cfg.RequireReason,
 	}
 	policy := authz.New(authz.Config{
 		Requesters: cfg.RequesterIDs, Approvers: cfg.ApproverIDs, Channels: cfg.AllowedChannelIDs,

@@ -134,6 +134,9 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		"AUDIT_CHANNEL_ID":      channelAudit,
 		"REQUEST_TTL":           "30m",
 		"LOG_LEVEL":             "debug",
+		// Most tests give the target alone; the reason-modal tests turn
+		// the requirement back on.
+		"REQUIRE_REASON": "false",
 	}
 	h.seed()
 	for _, o := range opts {

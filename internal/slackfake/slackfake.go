@@ -126,6 +126,7 @@ type OpenedView struct {
 	ID, TriggerID, CallbackID, PrivateMetadata, Title string
 	View                                              json.RawMessage // as the fake stored it, with id, state, hash
 	At                                                time.Time
+	Updates                                           int // views.update calls applied
 }
 
 // Ack is a Socket Mode acknowledgement the bot sent.

@@ -156,6 +156,37 @@ func (s *Server) storeViewLocked(view map[string]any, triggerID string) *storedV
 	return v
 }
 
+// viewsUpdate replaces an open view, as Slack's views.update does: the view
+// keeps its id, gets a new hash, and a stale hash is refused.
+func (s *Server) viewsUpdate(req *apiRequest) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stored := s.findViewLocked(req.param("view_id"))
+	if stored == nil {
+		return errReply("not_found")
+	}
+	if hash := req.param("hash"); hash != "" && hash != stored.fields["hash"] {
+		return errReply("hash_conflict")
+	}
+	var view map[string]any
+	if err := json.Unmarshal([]byte(req.param("view")), &view); err != nil || view == nil {
+		return errReply("invalid_arguments", "[ERROR] missing required field: view [json-pointer:/view]")
+	}
+	if msgs := checkModal(view); len(msgs) > 0 {
+		return errReply("invalid_arguments", msgs...)
+	}
+	updated := s.storeViewLocked(view, stored.TriggerID)
+	// storeViewLocked appended a new view; fold it back under the old id.
+	s.views = s.views[:len(s.views)-1]
+	updated.ID = stored.ID
+	updated.fields["id"], updated.fields["root_view_id"] = stored.ID, stored.ID
+	updated.View, _ = json.Marshal(updated.fields)
+	updated.Updates = stored.Updates + 1
+	*stored = *updated
+	s.notifyLocked()
+	return okReply(map[string]any{"view": stored.fields})
+}
+
 func (s *Server) findViewLocked(id string) *storedView {
 	for _, v := range s.views {
 		if v.ID == id {

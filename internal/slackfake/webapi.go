@@ -133,6 +133,7 @@ var apiMethods = map[string]apiMethod{
 	"users.info":            {handle: (*Server).usersInfo},
 	"usergroups.users.list": {handle: (*Server).usergroupsUsersList},
 	"views.open":            {handle: (*Server).viewsOpen},
+	"views.update":          {handle: (*Server).viewsUpdate},
 	"conversations.info":    {handle: (*Server).conversationsInfo},
 }
 

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"risk-reset-bot/internal/slackfake"
+)
+
+// pendingCard opens a request for Alice by the analyst and waits until its
+// card is fully posted.
+func (h *harness) pendingCard() slackfake.Message {
+	h.t.Helper()
+	h.command(analyst, channelOps, "alice@example.com travel false positive")
+	card := h.card(channelOps, aliceID)
+	h.threadReply(card, "Requested by")
+	return card
+}
+
+func TestDoubleApproveResetsOnce(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	card := h.pendingCard()
+
+	requestID := cardRequestID(t, card)
+	var ids []string
+	for _, who := range []string{lead, lead2} {
+		id, err := h.slack.SendBlockAction(h.ctx, slackfake.BlockAction{UserID: who, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "risk_reset_approve", Value: requestID})
+		if err != nil {
+			t.Fatalf("click by %s: %v", who, err)
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		if _, err := h.slack.WaitAck(h.ctx, id); err != nil {
+			t.Fatalf("click not acked: %v", err)
+		}
+	}
+
+	done := h.waitCard(card, "Risk score reset")
+	h.auditRecord("Risk reset succeeded")
+	winner, loser := lead, lead2
+	if strings.Contains(blockText(t, done), "approved by <@"+lead2+">") {
+		winner, loser = lead2, lead
+	}
+	h.ephemeral(loser, "already approved by <@"+winner+">")
+	if n := h.cf.Resets(aliceID); n != 1 {
+		t.Errorf("resets = %d after two approvals, want 1", n)
+	}
+	if got := h.ephemeralsTo(winner, ""); len(got) != 0 {
+		t.Errorf("the winner got ephemerals: %q", got)
+	}
+
+	// A click after the outcome is told who decided, and does nothing.
+	h.click(loser, card, "risk_reset_approve")
+	h.nthEphemeral(loser, "already approved by <@"+winner+">", 2)
+	h.click(winner, card, "risk_reset_reject")
+	h.ephemeral(winner, "already approved by <@"+winner+">")
+	if n := h.cf.Resets(aliceID); n != 1 {
+		t.Errorf("resets = %d after late clicks, want 1", n)
+	}
+	if n := len(h.slack.Messages(channelAudit)); n != 1 {
+		t.Errorf("%d audit records, want 1", n)
+	}
+}
+
+func TestRequesterCancels(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	card := h.pendingCard()
+
+	h.click(analyst, card, "risk_reset_reject")
+	now := h.waitCard(card, "Cancelled by <@"+analyst+">")
+	if strings.Contains(string(now.Blocks), "risk_reset_approve") {
+		t.Errorf("cancelled card still has buttons: %s", now.Blocks)
+	}
+	h.threadReply(card, "Cancelled by <@"+analyst+">")
+	record := h.auditRecord("Risk reset cancelled")
+	if !strings.Contains(record.Text, aliceID) || !strings.Contains(record.Text, "travel false positive") {
+		t.Errorf("audit record lacks the target or the reason: %q", record.Text)
+	}
+
+	// A late approval finds nothing to approve.
+	h.click(lead, card, "risk_reset_approve")
+	h.ephemeral(lead, "already cancelled by <@"+analyst+">")
+	if n := h.cf.Resets(aliceID); n != 0 {
+		t.Errorf("resets = %d after a cancel, want 0", n)
+	}
+}
+
+func TestApproverDenies(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	card := h.pendingCard()
+
+	h.click(lead2, card, "risk_reset_reject")
+	h.waitCard(card, "Denied by <@"+lead2+">")
+	h.threadReply(card, "Denied by <@"+lead2+">")
+	h.auditRecord("Risk reset denied")
+
+	h.click(lead, card, "risk_reset_approve")
+	h.ephemeral(lead, "already denied by <@"+lead2+">")
+	if n := h.cf.Resets(aliceID); n != 0 {
+		t.Errorf("resets = %d after a denial, want 0", n)
+	}
+}
+
+func TestUnclickedRequestExpires(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	card := h.pendingCard()
+
+	h.clock.Advance(31 * time.Minute)
+	now := h.waitCard(card, "Expired")
+	if strings.Contains(string(now.Blocks), "risk_reset_approve") {
+		t.Errorf("expired card still has buttons: %s", now.Blocks)
+	}
+	h.threadReply(card, "Expired")
+	h.auditRecord("Risk reset expired")
+
+	h.click(lead, card, "risk_reset_approve")
+	h.ephemeral(lead, "expired")
+	if n := h.cf.Resets(aliceID); n != 0 {
+		t.Errorf("resets = %d after expiry, want 0", n)
+	}
+	if n := len(h.slack.Messages(channelAudit)); n != 1 {
+		t.Errorf("%d audit records, want 1 (expiry told once)", n)
+	}
+
+	// The expired request no longer blocks a new one for the same user.
+	h.command(analyst, channelOps, "alice@example.com still needed")
+	if _, err := h.slack.WaitMessage(h.ctx, func(m slackfake.Message) bool {
+		return m.TS != card.TS && m.Channel == channelOps && m.ThreadTS == "" && strings.Contains(string(m.Blocks), "risk_reset_approve")
+	}); err != nil {
+		t.Fatalf("no new card after expiry: %v\nephemerals: %+v", err, h.slack.ResponseURLPosts())
+	}
+}
