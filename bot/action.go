@@ -12,6 +12,7 @@ import (
 
 	"risk-reset-bot/authz"
 	"risk-reset-bot/internal/logging"
+	"risk-reset-bot/internal/metrics"
 	"risk-reset-bot/request"
 )
 
@@ -105,10 +106,12 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 	}
 	b.auditLog(updated, request.StatePending, actor, "approved")
 	if !execute {
+		b.metrics.Decisions.WithLabelValues("approval").Inc()
 		b.refreshCard(ctx, log, updated)
 		b.threadReply(ctx, log, updated, approvalsLine(updated)+".")
 		return
 	}
+	b.metrics.Decisions.WithLabelValues("approved").Inc()
 	b.execute(ctx, log, updated)
 }
 
@@ -124,6 +127,7 @@ func (b *Bot) reject(ctx context.Context, log zerolog.Logger, req *request.Reque
 		b.clickLost(ctx, log, updated, err, tell)
 		return
 	}
+	b.metrics.Decisions.WithLabelValues(string(updated.State)).Inc()
 	b.finishVisibly(ctx, log, updated, request.StatePending, c.actor, "")
 }
 
@@ -148,6 +152,7 @@ func (b *Bot) authorizeClick(ctx context.Context, log zerolog.Logger, err error,
 	if err == nil {
 		return true
 	}
+	b.metrics.Decisions.WithLabelValues("refused").Inc()
 	if denied, ok := authz.IsDenied(err); ok {
 		log.Warn().Str("event", "audit").Str("action", "click_denied").Str("refusal", string(denied.Reason)).Msg("click refused")
 		tell(":no_entry: " + capitalize(denied.Message))
@@ -161,6 +166,7 @@ func (b *Bot) authorizeClick(ctx context.Context, log zerolog.Logger, err error,
 // clickLost tells the loser of a race (or a late clicker) who decided and
 // when; a click that found the request past its expiry expires it.
 func (b *Bot) clickLost(ctx context.Context, log zerolog.Logger, cur *request.Request, err error, tell func(string)) {
+	b.metrics.Decisions.WithLabelValues("lost").Inc()
 	decided, ok := errors.AsType[*request.DecidedError](err)
 	switch {
 	case errors.Is(err, request.ErrAlreadyApproved):
@@ -217,6 +223,7 @@ func (b *Bot) execute(ctx context.Context, log zerolog.Logger, req *request.Requ
 
 // finishExecution records the outcome of an executing request and shows it.
 func (b *Bot) finishExecution(ctx context.Context, log zerolog.Logger, req *request.Request, o request.Outcome, succeeded bool, auditTS string) {
+	b.metrics.Resets.WithLabelValues(resetResult(succeeded, auditTS, b.cfg.AuditChannelID), metrics.CFCode(o.Code)).Inc()
 	done, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Finish(o, succeeded) })
 	if err != nil {
 		// The reset happened (or failed) regardless; report it from what
@@ -285,4 +292,16 @@ func (b *Bot) approversText(r *request.Request) string {
 		text += " (" + joinOr(who) + ")"
 	}
 	return text + fmt.Sprintf(". <@%s> may cancel.", r.Requester)
+}
+
+// resetResult labels a finished execution: a reset that never ran because
+// the audit channel could not be written is "not_run".
+func resetResult(succeeded bool, auditTS, auditChannel string) string {
+	switch {
+	case succeeded:
+		return "succeeded"
+	case auditChannel != "" && auditTS == "":
+		return "not_run"
+	}
+	return "failed"
 }

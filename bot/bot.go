@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,6 +20,7 @@ import (
 
 	"risk-reset-bot/authz"
 	"risk-reset-bot/cloudflare"
+	"risk-reset-bot/internal/metrics"
 	"risk-reset-bot/request"
 )
 
@@ -48,7 +50,13 @@ type Config struct {
 	SweepInterval time.Duration
 	// HandlerTimeout bounds one handler's work, Slack retries included.
 	HandlerTimeout time.Duration
-	HTTPClient     *http.Client
+	// ShutdownTimeout bounds how long in-flight work may take to finish
+	// after a stop is asked for.
+	ShutdownTimeout time.Duration
+	// PingTimeout is how long the bot waits for Slack's ping before it
+	// rebuilds the connection.
+	PingTimeout time.Duration
+	HTTPClient  *http.Client
 }
 
 func (c *Config) setDefaults() {
@@ -64,42 +72,62 @@ func (c *Config) setDefaults() {
 	if c.HandlerTimeout <= 0 {
 		c.HandlerTimeout = 3 * time.Minute
 	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 30 * time.Second
+	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
 }
 
-// Bot serves `/risk-reset` over Socket Mode.
-type Bot struct {
-	cfg    Config
-	api    *slack.Client
-	sm     *socketmode.Client
-	cf     Cloudflare
-	policy *authz.Policy
-	store  request.Store
-	log    zerolog.Logger
-	now    func() time.Time
-
-	sem      chan struct{}
-	inflight sync.WaitGroup
-	botUser  string // the bot's own user ID, for "invite @bot" hints
+// Deps are the bot's collaborators.
+type Deps struct {
+	Cloudflare Cloudflare
+	Policy     *authz.Policy
+	Store      request.Store
+	Log        zerolog.Logger
+	Metrics    *metrics.Metrics
+	Now        func() time.Time // time.Now in production, a fake in tests
 }
 
-// New returns a bot; Run starts it. now is the clock (time.Now in
-// production, a fake in tests).
-func New(cfg Config, cf Cloudflare, policy *authz.Policy, store request.Store, log zerolog.Logger, now func() time.Time) *Bot {
+// Bot serves `/risk-reset` over Socket Mode.
+type Bot struct {
+	cfg     Config
+	api     *slack.Client
+	sm      *socketmode.Client
+	cf      Cloudflare
+	policy  *authz.Policy
+	store   request.Store
+	log     zerolog.Logger
+	metrics *metrics.Metrics
+	now     func() time.Time
+
+	sem       chan struct{}
+	inflight  sync.WaitGroup
+	notices   sync.WaitGroup // "restarting" answers sent while draining
+	botUser   string      // the bot's own user ID, for "invite @bot" hints
+	connected atomic.Bool // a Socket Mode connection is up
+	draining  atomic.Bool // shutting down: no new work
+}
+
+// New returns a bot; Run starts it.
+func New(cfg Config, d Deps) *Bot {
 	cfg.setDefaults()
 	api := NewSlackClient(cfg)
 	return &Bot{
-		cfg:    cfg,
-		api:    api,
-		sm:     socketmode.New(api),
-		cf:     cf,
-		policy: policy,
-		store:  store,
-		log:    log,
-		now:    now,
-		sem:    make(chan struct{}, cfg.MaxConcurrent),
+		cfg:     cfg,
+		api:     api,
+		sm:      socketmode.New(api, socketmode.OptionPingInterval(cfg.PingTimeout)),
+		cf:      d.Cloudflare,
+		policy:  d.Policy,
+		store:   d.Store,
+		log:     d.Log,
+		metrics: d.Metrics,
+		now:     d.Now,
+		sem:     make(chan struct{}, cfg.MaxConcurrent),
 	}
 }
 
@@ -135,7 +163,8 @@ func (g GroupMembers) GroupMembers(ctx context.Context, groupID string) ([]strin
 }
 
 // Run connects to Slack and serves until ctx ends or the connection fails
-// for good. It returns after in-flight handlers have finished.
+// for good. When ctx ends it stops taking new work, lets in-flight work
+// finish (bounded by ShutdownTimeout) and returns nil.
 func (b *Bot) Run(ctx context.Context) error {
 	auth, err := b.api.AuthTestContext(ctx)
 	if err != nil {
@@ -144,40 +173,87 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.botUser = auth.UserID
 	b.log.Info().Str("bot_user", auth.UserID).Str("team", auth.TeamID).Msg("slack bot token accepted")
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The connection outlives ctx while the bot drains, so envelopes that
+	// arrive meanwhile are still acked.
+	smCtx, stopSocket := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSocket()
 	smErr := make(chan error, 1)
-	go func() { smErr <- b.sm.RunContext(ctx) }()
+	go func() { smErr <- b.sm.RunContext(smCtx) }()
 	go b.sweepExpired(ctx)
 
-	defer b.inflight.Wait()
 	for {
 		select {
 		case <-ctx.Done():
+			b.drain()
 			return nil
 		case err := <-smErr:
-			if ctx.Err() != nil {
-				return nil
-			}
+			b.connected.Store(false)
+			b.inflight.Wait()
 			return fmt.Errorf("slack socket mode: %w", err)
 		case evt, ok := <-b.sm.Events:
 			if !ok {
 				return errors.New("slack socket mode: event channel closed")
 			}
-			b.dispatch(ctx, evt)
+			if err := b.dispatch(ctx, evt); err != nil {
+				b.connected.Store(false)
+				b.inflight.Wait()
+				return err
+			}
 		}
 	}
 }
 
+// drain answers new envelopes with "restarting" while in-flight handlers
+// finish, for at most ShutdownTimeout.
+func (b *Bot) drain() {
+	b.draining.Store(true)
+	defer b.notices.Wait()
+	b.log.Info().Msg("stopping: finishing in-flight work")
+	done := make(chan struct{})
+	go func() { b.inflight.Wait(); close(done) }()
+	timeout := time.NewTimer(b.cfg.ShutdownTimeout)
+	defer timeout.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-timeout.C:
+			b.log.Warn().Dur("timeout", b.cfg.ShutdownTimeout).Msg("stopping with work still in flight")
+			return
+		case evt, ok := <-b.sm.Events:
+			if !ok {
+				<-done
+				return
+			}
+			b.refuseWhileDraining(evt)
+		}
+	}
+}
+
+// Ready reports why the bot cannot serve, or nil when it can: a Socket
+// Mode connection is up and the request store answers.
+func (b *Bot) Ready(ctx context.Context) error {
+	if b.draining.Load() {
+		return errors.New("shutting down")
+	}
+	if !b.connected.Load() {
+		return errors.New("slack socket mode not connected")
+	}
+	if err := b.store.Ping(ctx); err != nil {
+		return fmt.Errorf("request store unreachable: %w", err)
+	}
+	return nil
+}
+
 // dispatch acks evt before anything else touches the network, then hands
 // the work to a handler goroutine.
-func (b *Bot) dispatch(ctx context.Context, evt socketmode.Event) {
+func (b *Bot) dispatch(ctx context.Context, evt socketmode.Event) error {
 	switch evt.Type {
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)
 		if !ok {
 			b.ackRaw(evt.Request, nil)
-			return
+			return nil
 		}
 		parsed, parseErr := ParseCommand(cmd.Text)
 		// Input the parser rejects is answered in the ack itself: no
@@ -189,7 +265,8 @@ func (b *Bot) dispatch(ctx context.Context, evt socketmode.Event) {
 				b.log.Info().Str("user", cmd.UserID).Str("channel", cmd.ChannelID).Str("event", "command_rejected").Msg("unparseable command")
 			}
 			b.ackRaw(evt.Request, ephemeralAck(text))
-			return
+			b.metrics.Commands.WithLabelValues("usage").Inc()
+			return nil
 		}
 		b.ackRaw(evt.Request, nil)
 		b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleCommand(ctx, cmd, parsed) })
@@ -203,7 +280,7 @@ func (b *Bot) dispatch(ctx context.Context, evt socketmode.Event) {
 			// Form errors go back in the ack, which keeps the modal open.
 			if errs := viewSubmissionAck(cb); errs != nil {
 				b.ackRaw(evt.Request, errs)
-				return
+				return nil
 			}
 			b.ackRaw(evt.Request, nil)
 			b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleViewSubmission(ctx, cb) })
@@ -215,16 +292,45 @@ func (b *Bot) dispatch(ctx context.Context, evt socketmode.Event) {
 	case socketmode.EventTypeErrorBadMessage:
 		b.ackBadMessage(evt)
 	case socketmode.EventTypeConnecting:
+		b.connected.Store(false)
 		b.log.Debug().Msg("connecting to slack socket mode")
 	case socketmode.EventTypeConnected:
+		if c, ok := evt.Data.(*socketmode.ConnectedEvent); ok && c.ConnectionCount > 0 {
+			b.metrics.Reconnects.Inc()
+		}
+		b.connected.Store(true)
 		b.log.Info().Msg("connected to slack socket mode")
 	case socketmode.EventTypeConnectionError:
-		b.log.Warn().Msg("slack socket mode connection failed; retrying")
+		b.connected.Store(false)
+		return b.connectionError(evt)
 	case socketmode.EventTypeHello, socketmode.EventTypeDisconnect:
 		// Control frames carry no envelope and are never acked.
 	default:
 		b.ackRaw(evt.Request, nil)
 	}
+	return nil
+}
+
+// fatalSlackErrors are answers to connecting that no retry can fix: the
+// process stops and says why, rather than reconnecting forever.
+var fatalSlackErrors = map[string]bool{
+	"invalid_auth": true, "not_authed": true, "account_inactive": true, "token_revoked": true,
+	"not_allowed_token_type": true, "missing_scope": true, "link_disabled": true,
+}
+
+// connectionError decides whether a failed connection attempt is fatal.
+func (b *Bot) connectionError(evt socketmode.Event) error {
+	ce, ok := evt.Data.(*slack.ConnectionErrorEvent)
+	if !ok {
+		return nil
+	}
+	code := slackErrorCode(ce.ErrorObj)
+	if fatalSlackErrors[code] {
+		b.log.Error().Str("slack_error", code).Msg("slack refused the connection; retrying cannot fix this")
+		return fmt.Errorf("slack socket mode: %s (check SLACK_APP_TOKEN and the app's Socket Mode setting)", code)
+	}
+	b.log.Warn().Err(ce.ErrorObj).Int("attempt", ce.Attempt).Dur("backoff", ce.Backoff).Msg("slack socket mode connection failed; retrying")
+	return nil
 }
 
 // ackRaw acks the envelope of req, if it has one.

@@ -57,7 +57,9 @@ func (b *Bot) openRequest(ctx context.Context, o origin, t Target, reason string
 		b.tellCreateFailed(ctx, log, err, tell)
 		return
 	}
-	b.postCard(ctx, log, req, tell)
+	if b.postCard(ctx, log, req, tell) {
+		b.countCommand("card_posted")
+	}
 }
 
 // prepare runs the checks a request passes before it gets a card: the
@@ -72,6 +74,7 @@ func (b *Bot) prepare(ctx context.Context, log zerolog.Logger, o origin, t Targe
 	target, risk, err := b.resolve(ctx, t)
 	if err != nil {
 		log.Info().Err(err).Str("event", "command_failed").Msg("target not resolved")
+		b.countCommand("unresolved")
 		tell(resolveMessage(err))
 		return request.Target{}, request.Risk{}, false
 	}
@@ -118,10 +121,12 @@ func (b *Bot) requiredApprovals() int {
 func (b *Bot) refuseCommand(ctx context.Context, log zerolog.Logger, o origin, err error, tell func(string)) {
 	denied, ok := authz.IsDenied(err)
 	if !ok {
+		b.countCommand("failed")
 		log.Error().Err(err).Msg("could not check the requester's permission")
 		tell(":warning: I could not check your permission (a Slack lookup failed). Nothing was changed; try again in a minute.")
 		return
 	}
+	b.countCommand("denied")
 	log.Warn().Str("event", "audit").Str("action", "command_denied").Str("actor", o.userID).
 		Str("refusal", string(denied.Reason)).Msg("risk reset request refused")
 	tell(":no_entry: " + capitalize(denied.Message))
@@ -133,10 +138,12 @@ func (b *Bot) refuseCommand(ctx context.Context, log zerolog.Logger, o origin, e
 func (b *Bot) tellCreateFailed(ctx context.Context, log zerolog.Logger, err error, tell func(string)) {
 	dup, ok := errors.AsType[*request.DuplicateError](err)
 	if !ok {
+		b.countCommand("failed")
 		log.Error().Err(err).Msg("storing the request failed")
 		tell(":warning: Risk reset is temporarily unavailable (its request store failed). Nothing was changed.")
 		return
 	}
+	b.countCommand("duplicate")
 	link := b.permalink(ctx, log, dup.Existing.ChannelID, dup.Existing.CardTS)
 	log.Info().Str("existing_request_id", dup.Existing.ID).Msg("duplicate pending request")
 	text := fmt.Sprintf("There is already a pending request (`%s`) to reset *%s*, opened by <@%s>", dup.Existing.ID, escape(targetLabel(dup.Existing.Target)), dup.Existing.Requester)
@@ -147,16 +154,18 @@ func (b *Bot) tellCreateFailed(ctx context.Context, log zerolog.Logger, err erro
 }
 
 // postCard posts the confirmation card and records its ts; a card that
-// cannot be posted ends the request, and the requester is told why.
-func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Request, tell func(string)) {
+// cannot be posted ends the request, and the requester is told why. It
+// reports whether the card was posted.
+func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Request, tell func(string)) bool {
 	_, ts, err := b.api.PostMessageContext(ctx, req.ChannelID,
 		slack.MsgOptionText(cardText(req), false),
 		slack.MsgOptionBlocks(cardBlocks(req, b.cardView(req))...))
 	if err != nil {
 		log.Error().Err(err).Msg("posting the card failed")
+		b.countCommand("card_failed")
 		b.abandon(ctx, log, req, "the confirmation card could not be posted")
 		tell(slackProblem("post the confirmation card here", err, b.botUser, req.ChannelID))
-		return
+		return false
 	}
 	if _, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { r.CardTS = ts; return nil }); err != nil {
 		log.Error().Err(err).Msg("recording the card failed")
@@ -164,7 +173,10 @@ func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Req
 	req.CardTS = ts
 	b.auditLog(req, "", "", "requested")
 	b.threadReply(ctx, log, req, fmt.Sprintf("Requested by <@%s>. %s", req.Requester, escape(approverHint(req))))
+	return true
 }
+
+func (b *Bot) countCommand(result string) { b.metrics.Commands.WithLabelValues(result).Inc() }
 
 // abandon ends a request that never reached its card, so it does not
 // block the target as a phantom pending request.

@@ -48,5 +48,6 @@ func (b *Bot) expire(ctx context.Context, id string) {
 		log.Error().Err(err).Msg("expiring the request failed")
 		return
 	}
+	b.metrics.Decisions.WithLabelValues("expired").Inc()
 	b.finishVisibly(ctx, log, r, request.StatePending, "", "")
 }

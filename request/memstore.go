@@ -79,6 +79,13 @@ func (s *MemStore) store(r *Request) {
 	}
 }
 
+// CountPending implements Store.
+func (s *MemStore) CountPending(context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending), nil
+}
+
 // DuePending implements Store.
 func (s *MemStore) DuePending(_ context.Context, now time.Time) ([]*Request, error) {
 	s.mu.Lock()

@@ -20,6 +20,8 @@ type Store interface {
 	// conflict), so it must not have side effects. Update returns the stored
 	// result.
 	Update(ctx context.Context, id string, fn func(*Request) error) (*Request, error)
+	// CountPending returns how many requests are pending.
+	CountPending(ctx context.Context) (int, error)
 	// DuePending returns pending requests whose expiry is not after now.
 	DuePending(ctx context.Context, now time.Time) ([]*Request, error)
 	// FirstDelivery records an envelope id and reports whether this is the

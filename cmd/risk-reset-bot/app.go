@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,6 +17,7 @@ import (
 	"risk-reset-bot/config"
 	"risk-reset-bot/internal/buildinfo"
 	"risk-reset-bot/internal/logging"
+	"risk-reset-bot/internal/metrics"
 	"risk-reset-bot/request"
 )
 
@@ -24,16 +28,35 @@ type appOptions struct {
 	now           func() time.Time
 	sweepInterval time.Duration
 	cfOptions     []cloudflare.Option
+	listening     func(addr string)
 }
+
+func withClock(now func() time.Time) option { return func(o *appOptions) { o.now = now } }
+
+func withSweepInterval(d time.Duration) option {
+	return func(o *appOptions) { o.sweepInterval = d }
+}
+
+func withCloudflareOptions(opts ...cloudflare.Option) option {
+	return func(o *appOptions) { o.cfOptions = append(o.cfOptions, opts...) }
+}
+
+// withListening reports the address the health and metrics server bound,
+// for tests that ask for port 0.
+func withListening(f func(addr string)) option { return func(o *appOptions) { o.listening = f } }
 
 // app is the bot wired to its configuration.
 type app struct {
-	log zerolog.Logger
-	bot *bot.Bot
+	log       zerolog.Logger
+	bot       *bot.Bot
+	store     request.Store
+	metrics   *metrics.Metrics
+	httpAddr  string
+	listening func(string)
 }
 
 func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
-	o := appOptions{now: time.Now}
+	o := appOptions{now: time.Now, listening: func(string) {}}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -48,7 +71,11 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w)
 	}
-	cf, err := newCloudflare(cfg, o.cfOptions)
+	// Ended requests are kept a day, so late clicks get "already approved
+	// by" rather than "unknown request".
+	store := request.NewMemStore(o.now, 24*time.Hour)
+	m := metrics.New(buildinfo.Version, pendingGauge(store))
+	cf, err := newCloudflare(cfg, m, o.cfOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -56,25 +83,25 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 		BotToken: cfg.SlackBotToken, AppToken: cfg.SlackAppToken, APIURL: cfg.SlackAPIURL,
 		AuditChannelID: cfg.AuditChannelID, RequestTTL: cfg.RequestTTL, SweepInterval: o.sweepInterval,
 		RequiredApprovals: cfg.RequiredApprovals, RequireReason: cfg.RequireReason,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(http.DefaultTransport)},
 	}
 	policy := authz.New(authz.Config{
 		Requesters: cfg.RequesterIDs, Approvers: cfg.ApproverIDs, Channels: cfg.AllowedChannelIDs,
 	}, bot.GroupMembers{API: bot.NewSlackClient(botCfg)}, cfg.GroupCacheTTL, o.now)
-	// Ended requests are kept a day, so late clicks get "already approved
-	// by" rather than "unknown request".
-	store := request.NewMemStore(o.now, 24*time.Hour)
 	log.Info().Object("config", cfg).Msg("starting risk-reset-bot")
-	return &app{log: log, bot: bot.New(botCfg, cf, policy, store, log, o.now)}, nil
+	b := bot.New(botCfg, bot.Deps{Cloudflare: cf, Policy: policy, Store: store, Log: log, Metrics: m, Now: o.now})
+	return &app{log: log, bot: b, store: store, metrics: m, httpAddr: cfg.HTTPAddr, listening: o.listening}, nil
 }
 
-func newCloudflare(cfg *config.Config, extra []cloudflare.Option) (*cloudflare.Client, error) {
+func newCloudflare(cfg *config.Config, m *metrics.Metrics, extra []cloudflare.Option) (*cloudflare.Client, error) {
 	auth := cloudflare.TokenAuth(cfg.CloudflareAPIToken)
-	if cfg.CloudflareAuthScheme() == "key" {
+	if cfg.CloudflareAuthScheme() == config.AuthSchemeKey {
 		auth = cloudflare.KeyAuth(cfg.CloudflareAPIEmail, cfg.CloudflareAPIKey)
 	}
 	opts := append([]cloudflare.Option{
 		cloudflare.WithBaseURL(cfg.CloudflareAPIURL),
 		cloudflare.WithUserAgent("risk-reset-bot/" + buildinfo.Version),
+		cloudflare.WithHTTPClient(&http.Client{Timeout: 30 * time.Second, Transport: m.CloudflareTransport(http.DefaultTransport)}),
 	}, extra...)
 	c, err := cloudflare.NewClient(cfg.CloudflareAccountID, auth, opts...)
 	if err != nil {
@@ -83,9 +110,38 @@ func newCloudflare(cfg *config.Config, extra []cloudflare.Option) (*cloudflare.C
 	return c, nil
 }
 
-// Run serves until ctx ends.
+// pendingGauge reads the number of pending requests for the metrics scrape.
+func pendingGauge(store request.Store) func() float64 {
+	return func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := store.CountPending(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}
+}
+
+// Run serves health, readiness and metrics, and the bot, until ctx ends.
 func (a *app) Run(ctx context.Context) error {
-	err := a.bot.Run(ctx)
+	ln, err := net.Listen("tcp", a.httpAddr)
+	if err != nil {
+		return fmt.Errorf("health and metrics listener on HTTP_ADDR %s: %w", a.httpAddr, err)
+	}
+	a.listening(ln.Addr().String())
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error().Err(err).Msg("health and metrics server stopped")
+		}
+	}()
+	a.log.Info().Str("addr", ln.Addr().String()).Msg("serving /healthz, /readyz and /metrics")
+
+	err = a.bot.Run(ctx)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
 	if err != nil {
 		a.log.Error().Err(err).Msg("stopped")
 		return err
@@ -94,12 +150,20 @@ func (a *app) Run(ctx context.Context) error {
 	return nil
 }
 
-func withClock(now func() time.Time) option { return func(o *appOptions) { o.now = now } }
-
-func withSweepInterval(d time.Duration) option {
-	return func(o *appOptions) { o.sweepInterval = d }
-}
-
-func withCloudflareOptions(opts ...cloudflare.Option) option {
-	return func(o *appOptions) { o.cfOptions = append(o.cfOptions, opts...) }
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.bot.Ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	return mux
 }

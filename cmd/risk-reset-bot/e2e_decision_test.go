@@ -89,20 +89,77 @@ func TestRequesterCancels(t *testing.T) {
 	}
 }
 
+// denyWithReason clicks deny as user, waits for the deny form and submits
+// it with reason.
+func (h *harness) denyWithReason(user string, card slackfake.Message, reason string) {
+	h.t.Helper()
+	before := len(h.slack.Views())
+	h.click(user, card, "risk_reset_reject")
+	seen := 0
+	form, err := h.slack.WaitView(h.ctx, func(v slackfake.OpenedView) bool {
+		seen++
+		return seen > before
+	})
+	if err != nil {
+		h.t.Fatalf("no deny form for %s: %v\nlogs:\n%s", user, err, h.logs.String())
+	}
+	id, err := h.slack.SendViewSubmission(h.ctx, slackfake.ViewSubmission{UserID: user, ViewID: form.ID,
+		Values: map[string]map[string]string{"rr_reason": {"reason_input": reason}}})
+	if err != nil {
+		h.t.Fatalf("submitting the deny form: %v", err)
+	}
+	if _, err := h.slack.WaitAck(h.ctx, id); err != nil {
+		h.t.Fatalf("deny form not acked: %v", err)
+	}
+}
+
 func TestApproverDenies(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	card := h.pendingCard()
 
-	h.click(lead2, card, "risk_reset_reject")
+	h.denyWithReason(lead2, card, "not a false positive, see INC-4712")
 	h.waitCard(card, "Denied by <@"+lead2+">")
-	h.threadReply(card, "Denied by <@"+lead2+">")
+	h.threadReply(card, "Reason: not a false positive, see INC-4712")
 	h.auditRecord("Risk reset denied")
 
 	h.click(lead, card, "risk_reset_approve")
 	h.ephemeral(lead, "already denied by <@"+lead2+">")
 	if n := h.cf.Resets(aliceID); n != 0 {
 		t.Errorf("resets = %d after a denial, want 0", n)
+	}
+}
+
+// TestDenyFormLosesToApproval opens the deny form, lets another approver
+// approve meanwhile, then submits the form: the approval stands.
+func TestDenyFormLosesToApproval(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	card := h.pendingCard()
+
+	h.click(lead2, card, "risk_reset_reject")
+	form, err := h.slack.WaitView(h.ctx, nil)
+	if err != nil {
+		t.Fatalf("no deny form: %v", err)
+	}
+	h.click(lead, card, "risk_reset_approve")
+	h.waitCard(card, "Risk score reset")
+	h.auditRecord("Risk reset succeeded")
+
+	id, err := h.slack.SendViewSubmission(h.ctx, slackfake.ViewSubmission{UserID: lead2, ViewID: form.ID,
+		Values: map[string]map[string]string{"rr_reason": {"reason_input": "too late"}}})
+	if err != nil {
+		t.Fatalf("submitting the deny form: %v", err)
+	}
+	if _, err := h.slack.WaitAck(h.ctx, id); err != nil {
+		t.Fatalf("deny form not acked: %v", err)
+	}
+	h.ephemeral(lead2, "already approved by <@"+lead+">")
+	if n := h.cf.Resets(aliceID); n != 1 {
+		t.Errorf("resets = %d, want 1", n)
+	}
+	if now := h.current(card); !strings.Contains(blockText(t, now), "Risk score reset") {
+		t.Errorf("a late denial changed the card: %s", blockText(t, now))
 	}
 }
 

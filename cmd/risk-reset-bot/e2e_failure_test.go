@@ -19,7 +19,7 @@ func TestResetWithoutWritePermission(t *testing.T) {
 	if strings.Contains(string(now.Blocks), "risk_reset_approve") {
 		t.Errorf("failed card still has buttons: %s", now.Blocks)
 	}
-	reply := h.threadReply(card, "Failed")
+	reply := h.threadReply(card, "the reset failed")
 	for _, want := range []string{"Zero Trust Write", cfapitest.FakeRay} {
 		if !strings.Contains(reply.Text, want) {
 			t.Errorf("thread reply lacks %q: %q", want, reply.Text)
@@ -130,7 +130,7 @@ func TestSecretsStayOut(t *testing.T) {
 
 	card := h.pendingCard()
 	h.click(lead, card, "risk_reset_approve")
-	h.threadReply(card, "Failed")
+	h.threadReply(card, "the reset failed")
 	h.auditRecord("Risk reset failed")
 
 	secrets := map[string]string{

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"risk-reset-bot/internal/slackfake"
 )
@@ -26,18 +29,18 @@ func (h *harness) ackOf(envelopeID string) slackfake.Ack {
 	return slackfake.Ack{}
 }
 
-// assertAckedFirst checks that envelopeID was acked once and that no Web
-// API call or response_url post arrived between the envelope going out and
-// its ack. Callers make sure earlier flows have finished, so any call in
-// that window was caused by this envelope.
-func (h *harness) assertAckedFirst(envelopeID string) {
+// maxAckDelay is Slack's limit: an envelope not acked within it is
+// redelivered and the user sees an error.
+const maxAckDelay = 3 * time.Second
+
+// assertAckedOnce checks that envelopeID was acked exactly once, in time.
+func (h *harness) assertAckedOnce(envelopeID string) slackfake.Ack {
 	h.t.Helper()
 	ack := h.ackOf(envelopeID)
-	for _, c := range h.slack.Calls("") {
-		if c.At.After(ack.SentAt) && c.At.Before(ack.At) {
-			h.t.Errorf("%s was called %v before envelope %s was acked", c.Method, ack.At.Sub(c.At), envelopeID)
-		}
+	if d := ack.At.Sub(ack.SentAt); d > maxAckDelay {
+		h.t.Errorf("envelope %s acked after %v, over Slack's %v", envelopeID, d, maxAckDelay)
 	}
+	return ack
 }
 
 // usageAck decodes an ack that answers with an ephemeral message and
@@ -167,4 +170,108 @@ func (h *harness) assertNoCard() {
 	if cards := h.allCards(); len(cards) != 0 {
 		h.t.Errorf("a card was posted: %+v", cards)
 	}
+}
+
+// ackGate holds every Web API call and response_url post that arrives
+// after an envelope was sent until that envelope is acked. A bot that made
+// a call before (or in order to) ack would keep its ack back while the
+// call is held, and the gate reports it. It tests that acks never wait on
+// the network without depending on which goroutine wins the race to the
+// wire: slack-go only queues an ack, so a handler's first call may reach
+// Slack a few microseconds before the ack frame even in a correct bot.
+type ackGate struct {
+	h *harness
+
+	mu         sync.Mutex
+	envelopeID string
+	known      chan struct{} // closed once envelopeID is set
+	violations []string
+}
+
+// gateCallsOnAcks installs an ackGate as the fake Slack's hook.
+func (h *harness) gateCallsOnAcks() *ackGate {
+	g := &ackGate{h: h}
+	h.slack.SetHook(func(method string, _ url.Values) (int, any, bool) {
+		g.hold(method)
+		return 0, nil, false
+	})
+	return g
+}
+
+// send sends an envelope through send, which returns its id, arming the
+// gate before it goes out, and waits for its ack.
+func (g *ackGate) send(send func() (string, error)) string {
+	g.h.t.Helper()
+	known := make(chan struct{})
+	g.mu.Lock()
+	g.envelopeID, g.known = "", known
+	g.mu.Unlock()
+	id, err := send()
+	if err != nil {
+		g.h.t.Fatalf("sending envelope: %v", err)
+	}
+	g.mu.Lock()
+	g.envelopeID = id
+	close(known)
+	g.mu.Unlock()
+	if _, err := g.h.slack.WaitAck(g.h.ctx, id); err != nil {
+		g.h.t.Fatalf("envelope not acked: %v\nlogs:\n%s", err, g.h.logs.String())
+	}
+	return id
+}
+
+// ackHoldLimit is how long a held call waits for the ack; a correct bot
+// acks within milliseconds.
+const ackHoldLimit = 5 * time.Second
+
+func (g *ackGate) hold(method string) {
+	g.mu.Lock()
+	known := g.known
+	g.mu.Unlock()
+	if known == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.h.ctx, ackHoldLimit)
+	defer cancel()
+	select {
+	case <-known:
+	case <-ctx.Done():
+		g.fail(fmt.Sprintf("%s: the envelope being sent never got an id", method))
+		return
+	}
+	g.mu.Lock()
+	id := g.envelopeID
+	g.mu.Unlock()
+	if _, err := g.h.slack.WaitAck(ctx, id); err != nil {
+		g.fail(fmt.Sprintf("%s was called and envelope %s was not acked while the call was held: %v", method, id, err))
+	}
+}
+
+func (g *ackGate) fail(msg string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.violations = append(g.violations, msg)
+}
+
+// check reports what the gate saw.
+func (g *ackGate) check() {
+	g.h.t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, v := range g.violations {
+		g.h.t.Error(v)
+	}
+}
+
+// waitNewCard waits for a pending card about target other than old.
+func (h *harness) waitNewCard(old slackfake.Message, target string) slackfake.Message {
+	h.t.Helper()
+	m, err := h.slack.WaitMessage(h.ctx, func(m slackfake.Message) bool {
+		return m.Channel == old.Channel && m.TS != old.TS && m.ThreadTS == "" &&
+			strings.Contains(string(m.Blocks), "risk_reset_approve") && strings.Contains(blockText(h.t, m), target)
+	})
+	if err != nil {
+		h.t.Fatalf("no new card for %s: %v\nephemerals: %+v\nlogs:\n%s", target, err, h.slack.ResponseURLPosts(), h.logs.String())
+	}
+	return m
 }

@@ -52,7 +52,7 @@ func TestStrangerCannotApproveOrDeny(t *testing.T) {
 	h.click(stranger, card, "risk_reset_approve")
 	h.ephemeral(stranger, "not an approver")
 	h.click(stranger, card, "risk_reset_reject")
-	h.ephemeral(stranger, "only the requester or an approver")
+	h.ephemeral(stranger, "requester or an approver can reject")
 
 	now := h.current(card)
 	if now.Updates != 0 || !strings.Contains(string(now.Blocks), "risk_reset_approve") {
@@ -117,7 +117,7 @@ func TestSelfConfirmMode(t *testing.T) {
 
 	// The other requester may not confirm someone else's request, nor cancel it.
 	h.click(lead, card, "risk_reset_approve")
-	h.ephemeral(lead, "only <@"+analyst+">, who asked for this reset, can confirm it")
+	h.ephemeral(lead, "<@"+analyst+">, who asked for this reset, can confirm it")
 	h.click(lead, card, "risk_reset_reject")
 	h.ephemeral(lead, "can cancel it")
 	if n := h.cf.Resets(aliceID); n != 0 {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -50,16 +53,42 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer collects log output from the bot's goroutines.
+// syncBuffer collects log output from the bot's goroutines and lets a
+// test wait for a line.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	return b.buf.Write(p)
+}
+
+// waitLog waits until n log lines with all of want's fields exist.
+func (b *syncBuffer) waitLog(ctx context.Context, n int, want map[string]string) error {
+	for {
+		b.mu.Lock()
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		changed := b.changed
+		b.mu.Unlock()
+		if len(b.logLines(want)) >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d log lines with %v: %w", n, want, ctx.Err())
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {
@@ -102,6 +131,7 @@ type harness struct {
 	env   map[string]string
 	stop  context.CancelFunc
 	done  chan error
+	addr  chan string // the health and metrics server's address
 }
 
 type harnessOption func(*harness)
@@ -134,6 +164,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		"AUDIT_CHANNEL_ID":      channelAudit,
 		"REQUEST_TTL":           "30m",
 		"LOG_LEVEL":             "debug",
+		"HTTP_ADDR":             "127.0.0.1:0",
 		// Most tests give the target alone; the reason-modal tests turn
 		// the requirement back on.
 		"REQUIRE_REASON": "false",
@@ -178,8 +209,10 @@ func (h *harness) start() {
 	runCtx, stop := context.WithCancel(context.Background())
 	h.stop = stop
 	h.done = make(chan error, 1)
+	h.addr = make(chan string, 1)
 	go func() {
 		h.done <- run(runCtx, nil, environ, h.logs,
+			withListening(func(a string) { h.addr <- a }),
 			withClock(h.clock.Now),
 			withSweepInterval(10*time.Millisecond),
 			withCloudflareOptions(cloudflare.WithBackoff(time.Millisecond, 5*time.Millisecond), cloudflare.WithRetryBudget(2*time.Second)),
@@ -209,6 +242,26 @@ func (h *harness) shutdown() {
 	if strings.Contains(h.logs.String(), cfToken) || strings.Contains(h.logs.String(), h.slack.BotToken()) || strings.Contains(h.logs.String(), h.slack.AppToken()) {
 		h.t.Errorf("a secret appeared in the logs")
 	}
+}
+
+// httpGet fetches a path from the bot's health and metrics server.
+func (h *harness) httpGet(path string) (int, string) {
+	h.t.Helper()
+	var addr string
+	select {
+	case addr = <-h.addr:
+		h.addr <- addr
+	case <-h.ctx.Done():
+		h.t.Fatal("the health server never started")
+	}
+	req, _ := http.NewRequestWithContext(h.ctx, http.MethodGet, "http://"+addr+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // command sends `/risk-reset text` from user in channel and waits for its ack.

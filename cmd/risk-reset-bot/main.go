@@ -23,10 +23,15 @@ func main() {
 }
 
 // usage is printed for -h, --help and unknown arguments.
-const usage = `usage: risk-reset-bot [version]
+const usage = `usage: risk-reset-bot [check | healthcheck | version]
 
 Serves /risk-reset over Slack Socket Mode. Configuration comes from the
 environment (see README.md); every problem with it is reported at start.
+
+  check        verify tokens, scopes, channels, user groups and Cloudflare
+               permissions against Slack and Cloudflare, without starting
+  healthcheck  ask the running bot's /healthz on HTTP_ADDR (for Docker)
+  version      print the version
 `
 
 func run(ctx context.Context, args, environ []string, out io.Writer, opts ...option) error {
@@ -35,6 +40,10 @@ func run(ctx context.Context, args, environ []string, out io.Writer, opts ...opt
 		case "version", "--version":
 			fmt.Fprintln(out, "risk-reset-bot", buildinfo.Version)
 			return nil
+		case "check":
+			return runCheck(ctx, environ, out)
+		case "healthcheck":
+			return runHealthcheck(ctx, environ, out)
 		case "-h", "--help", "help":
 			fmt.Fprint(out, usage)
 			return nil

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"risk-reset-bot/internal/cfapitest"
+	"risk-reset-bot/internal/slackfake"
+)
+
+// connectedLogs counts "connected to slack socket mode" lines.
+var connectedLogs = map[string]string{"message": "connected to slack socket mode"}
+
+func TestHealthAndReadinessFollowTheConnection(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	if err := h.logs.waitLog(h.ctx, 1, connectedLogs); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := h.httpGet("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d, want 200", code)
+	}
+	if code, body := h.httpGet("/readyz"); code != 200 {
+		t.Fatalf("/readyz while connected = %d %q, want 200", code, body)
+	}
+
+	// Hold the reconnection at apps.connections.open, so the bot is
+	// observably disconnected.
+	release := make(chan struct{})
+	opening := make(chan struct{}, 1)
+	h.slack.SetHook(func(method string, _ url.Values) (int, any, bool) {
+		if method == "apps.connections.open" {
+			select {
+			case opening <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return 0, nil, false
+	})
+	h.slack.DropConnections()
+	select {
+	case <-opening:
+	case <-h.ctx.Done():
+		t.Fatal("the bot did not try to reconnect")
+	}
+	code, body := h.httpGet("/readyz")
+	if code != 503 || !strings.Contains(body, "not connected") {
+		t.Errorf("/readyz while disconnected = %d %q, want 503 naming the connection", code, body)
+	}
+	if code, _ := h.httpGet("/healthz"); code != 200 {
+		t.Errorf("/healthz while disconnected = %d, want 200 (the process is alive)", code)
+	}
+	close(release)
+	h.slack.SetHook(nil)
+	if err := h.logs.waitLog(h.ctx, 2, connectedLogs); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := h.httpGet("/readyz"); code != 200 {
+		t.Errorf("/readyz after reconnecting = %d %q, want 200", code, body)
+	}
+	if _, metrics := h.httpGet("/metrics"); !strings.Contains(metrics, "risk_reset_socket_mode_reconnects_total 1") {
+		t.Errorf("reconnect not counted:\n%s", grepLines(metrics, "reconnects"))
+	}
+}
+
+func TestMetricsAfterAReset(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.command(analyst, channelOps, aliceEmail+" travel")
+	card := h.card(channelOps, aliceID)
+	h.click(lead, card, "risk_reset_approve")
+	h.threadReply(card, "Done")
+
+	_, m := h.httpGet("/metrics")
+	for _, want := range []string{
+		`risk_reset_commands_total{result="card_posted"} 1`,
+		`risk_reset_decisions_total{kind="approved"} 1`,
+		`risk_reset_resets_total{cf_code="none",result="succeeded"} 1`,
+		`risk_reset_cloudflare_request_duration_seconds_count{operation="reset",status="2xx"} 1`,
+		`risk_reset_pending_requests 0`,
+		`risk_reset_build_info{goversion=`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, leak := range []string{aliceEmail, aliceID, analyst, lead, cfToken} {
+		if strings.Contains(m, leak) {
+			t.Errorf("metrics expose %q", leak)
+		}
+	}
+}
+
+func TestFatalSlackErrorsEndRun(t *testing.T) {
+	for _, code := range []string{"invalid_auth", "not_authed", "account_inactive", "token_revoked", "not_allowed_token_type", "missing_scope", "link_disabled"} {
+		t.Run(code, func(t *testing.T) {
+			h := newHarness(t)
+			h.slack.FailNext("apps.connections.open", code)
+			h.runUntilExit(t, code)
+		})
+	}
+	t.Run("bot token refused", func(t *testing.T) {
+		h := newHarness(t)
+		h.slack.FailNext("auth.test", "invalid_auth")
+		h.runUntilExit(t, "invalid_auth")
+	})
+}
+
+// runUntilExit runs the bot and expects run to return an error naming want.
+func (h *harness) runUntilExit(t *testing.T, want string) {
+	t.Helper()
+	var environ []string
+	for k, v := range h.env {
+		environ = append(environ, k+"="+v)
+	}
+	done := make(chan error, 1)
+	go func() { done <- run(h.ctx, nil, environ, h.logs) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("run returned %v, want an error naming %s", err, want)
+		}
+	case <-h.ctx.Done():
+		t.Fatalf("run kept going after %s:\n%s", want, h.logs.String())
+	}
+	if n := len(h.logs.logLines(map[string]string{"level": "error"})); n == 0 {
+		t.Errorf("no error line logged for %s", want)
+	}
+}
+
+func TestStopDuringAResetFinishesItAndExitsCleanly(t *testing.T) {
+	h := newHarness(t)
+	arrived := make(chan struct{}, 1)
+	h.cf.Inject(cfapitest.OpResetRisk, cfapitest.Fault{Notify: arrived, Delay: 300 * time.Millisecond})
+	h.start()
+	h.command(analyst, channelOps, aliceEmail+" travel")
+	card := h.card(channelOps, aliceID)
+	h.click(lead, card, "risk_reset_approve")
+	select {
+	case <-arrived:
+	case <-h.ctx.Done():
+		t.Fatal("the reset never reached Cloudflare")
+	}
+
+	h.stop() // what SIGTERM does through main's signal context
+	h.stop = nil
+	// A command arriving while the bot drains is acked with a notice.
+	if err := h.logs.waitLog(h.ctx, 1, map[string]string{"message": "stopping: finishing in-flight work"}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := h.slack.SendSlashCommand(h.ctx, slackfake.SlashCommand{UserID: analyst, ChannelID: channelOps, Text: bobEmail + " travel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := h.slack.WaitAck(h.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ack.Payload), "restarting") {
+		t.Errorf("ack during shutdown = %s, want a restarting notice", ack.Payload)
+	}
+
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatalf("run returned %v, want nil", err)
+		}
+	case <-h.ctx.Done():
+		t.Fatal("run did not return")
+	}
+	h.threadReply(card, "Done")
+	if n := h.cf.Resets(aliceID); n != 1 {
+		t.Errorf("resets = %d, want 1", n)
+	}
+	if n := h.cf.Resets(bobID); n != 0 {
+		t.Errorf("a command during shutdown reset bob %d times", n)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
