@@ -108,9 +108,9 @@ type Bot struct {
 	sem       chan struct{}
 	inflight  sync.WaitGroup
 	notices   sync.WaitGroup // "restarting" answers sent while draining
-	botUser   string      // the bot's own user ID, for "invite @bot" hints
-	connected atomic.Bool // a Socket Mode connection is up
-	draining  atomic.Bool // shutting down: no new work
+	botUser   string         // the bot's own user ID, for "invite @bot" hints
+	connected atomic.Bool    // a Socket Mode connection is up
+	draining  atomic.Bool    // shutting down: no new work
 }
 
 // New returns a bot; Run starts it.
