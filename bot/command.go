@@ -171,7 +171,7 @@ func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Req
 		log.Error().Err(err).Msg("recording the card failed")
 	}
 	req.CardTS = ts
-	b.auditLog(req, "", "", "requested")
+	b.auditLog(req, "", req.Requester, "requested")
 	b.threadReply(ctx, log, req, fmt.Sprintf("Requested by <@%s>. %s", req.Requester, escape(approverHint(req))))
 	return true
 }
@@ -189,8 +189,11 @@ func (b *Bot) abandon(ctx context.Context, log zerolog.Logger, req *request.Requ
 }
 
 func approverHint(r *request.Request) string {
-	if r.SelfConfirm() {
+	switch {
+	case r.SelfConfirm():
 		return "Waiting for the requester to confirm."
+	case r.RequiredApprovals > 1:
+		return fmt.Sprintf("Waiting for %d approvers.", r.RequiredApprovals)
 	}
 	return "Waiting for an approver."
 }

@@ -48,7 +48,7 @@ func (b *Bot) askReason(ctx context.Context, o origin, triggerID string, t Targe
 	resp, err := b.api.OpenViewContext(ctx, triggerID, view)
 	if err != nil {
 		log.Warn().Err(err).Msg("opening the reason form failed")
-		if isSlackError(err, "expired_trigger_id") {
+		if isSlackError(err, "expired_trigger_id") || isSlackError(err, "invalid_trigger_id") || isSlackError(err, "exchanged_trigger_id") {
 			tell("Slack gave me too little time to open the reason form. Run the command again, or give the reason after the user: `/risk-reset <user> <reason>`. Nothing was changed.")
 			return
 		}

@@ -53,6 +53,9 @@ type Config struct {
 	LogLevel  string
 	LogFormat string
 	HTTPAddr  string
+	// ShutdownTimeout bounds how long in-flight resets may take to finish
+	// after SIGTERM.
+	ShutdownTimeout time.Duration
 }
 
 // Cloudflare authentication schemes returned by CloudflareAuthScheme.
@@ -120,6 +123,7 @@ type rawEnv struct {
 	LogLevel               string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat              string `env:"LOG_FORMAT" envDefault:"json"`
 	HTTPAddr               string `env:"HTTP_ADDR" envDefault:":8080"`
+	ShutdownTimeout        string `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
 }
 
 // Variable names used in messages; they match the env tags above.
@@ -143,6 +147,7 @@ const (
 	varLogLevel            = "LOG_LEVEL"
 	varLogFormat           = "LOG_FORMAT"
 	varHTTPAddr            = "HTTP_ADDR"
+	varShutdownTimeout     = "SHUTDOWN_TIMEOUT"
 )
 
 const maxRequestTTL = 24 * time.Hour
@@ -200,6 +205,7 @@ func (v *validator) build(raw rawEnv) *Config {
 	c.LogLevel = v.oneOf(varLogLevel, raw.LogLevel, "trace", "debug", "info", "warn", "error")
 	c.LogFormat = v.oneOf(varLogFormat, raw.LogFormat, "json", "console")
 	c.HTTPAddr = v.hostPort(varHTTPAddr, raw.HTTPAddr)
+	c.ShutdownTimeout = v.shutdownTimeout(raw.ShutdownTimeout)
 	return c
 }
 

@@ -274,6 +274,8 @@ func TestLoadReportsOneProblem(t *testing.T) {
 			"REQUIRED_APPROVALS", "APPROVER_IDS is empty"},
 		{"require reason not a bool", with(tokenEnv(), "REQUIRE_REASON", "maybe"),
 			"REQUIRE_REASON", `REQUIRE_REASON: must be true or false (got "maybe")`},
+		{"zero shutdown timeout", with(tokenEnv(), "SHUTDOWN_TIMEOUT", "0s"),
+			"SHUTDOWN_TIMEOUT", "must be greater than 0"},
 		{"bad group cache TTL", with(tokenEnv(), "GROUP_CACHE_TTL", "forever"),
 			"GROUP_CACHE_TTL", `GROUP_CACHE_TTL: not a duration (got "forever")`},
 		{"negative group cache TTL", with(tokenEnv(), "GROUP_CACHE_TTL", "-1s"),

@@ -51,6 +51,7 @@ func (c Config) view() []viewField {
 		{key: "log_level", value: c.LogLevel},
 		{key: "log_format", value: c.LogFormat},
 		{key: "http_addr", value: c.HTTPAddr},
+		{key: "shutdown_timeout", value: c.ShutdownTimeout.String()},
 	}
 }
 

@@ -309,3 +309,12 @@ func (v *validator) boolean(name, s string) bool {
 	}
 	return b
 }
+
+func (v *validator) shutdownTimeout(s string) time.Duration {
+	d, ok := v.duration(varShutdownTimeout, s)
+	if ok && d <= 0 {
+		v.add(varShutdownTimeout, "must be greater than 0 (got %s)", quoteValue(s))
+		return 0
+	}
+	return d
+}

@@ -83,7 +83,8 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 		BotToken: cfg.SlackBotToken, AppToken: cfg.SlackAppToken, APIURL: cfg.SlackAPIURL,
 		AuditChannelID: cfg.AuditChannelID, RequestTTL: cfg.RequestTTL, SweepInterval: o.sweepInterval,
 		RequiredApprovals: cfg.RequiredApprovals, RequireReason: cfg.RequireReason,
-		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(http.DefaultTransport)},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		HTTPClient:      &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(http.DefaultTransport)},
 	}
 	policy := authz.New(authz.Config{
 		Requesters: cfg.RequesterIDs, Approvers: cfg.ApproverIDs, Channels: cfg.AllowedChannelIDs,

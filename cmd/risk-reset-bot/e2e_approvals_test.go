@@ -362,7 +362,7 @@ func TestApprovalsReasonModal(t *testing.T) {
 		h.slack.FailNext("views.open", "invalid_trigger_id")
 
 		h.command(analyst, channelOps, "alice@example.com")
-		text := h.ephemeral(analyst, "could not open the reason form").Text
+		text := h.ephemeral(analyst, "Run the command again").Text
 		for _, want := range []string{"Nothing was changed", "`/risk-reset <user> <reason>`"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("invalid-trigger notice lacks %q: %q", want, text)
@@ -487,4 +487,45 @@ func TestApprovalsAuditLogLines(t *testing.T) {
 		}
 	}
 	h.assertNoDuplicateLogKeys()
+}
+
+func TestApprovalsDenyFormLosesToApproval(t *testing.T) {
+	h := startApprovals(t)
+	card := h.openCard(analyst, aliceEmail, "travel", aliceID)
+
+	// lead2 opens the deny form; while it is open, lead approves.
+	h.click(lead2, card, rejectButton)
+	view := h.modal(denyCallback, 0)
+	h.click(lead, card, approveButton)
+	h.waitCard(card, "Risk score reset")
+	h.auditRecord("Risk reset succeeded")
+
+	h.submitReason(lead2, view.ID, "not a false positive")
+	h.ephemeral(lead2, "already approved by <@"+lead+">")
+	h.assertResets(aliceID, 1)
+	if now := h.latest(card); !strings.Contains(blockText(t, now), "Risk score reset") {
+		t.Errorf("a late denial changed the finished card: %s", blockText(t, now))
+	}
+	if n := len(h.replies(card, "Denied")); n != 0 {
+		t.Errorf("%d \"Denied\" replies after the request succeeded", n)
+	}
+}
+
+func TestApprovalsReasonModalRefusesStranger(t *testing.T) {
+	h := startApprovals(t, withEnv("REQUIRE_REASON", "true"))
+
+	h.command(stranger, channelOps, "alice@example.com")
+	h.ephemeral(stranger, "not allowed to request risk resets")
+	h.auditRecord("Refused")
+	notice, err := h.slack.WaitView(h.ctx, func(v slackfake.OpenedView) bool { return v.Updates >= 1 })
+	if err != nil {
+		t.Fatalf("the reason form was not replaced by the refusal: %v", err)
+	}
+	view := string(notice.View)
+	if !strings.Contains(view, "not allowed to request risk resets") || strings.Contains(view, "reason_input") {
+		t.Errorf("refused requester's form still asks for a reason or lacks the refusal: %s", view)
+	}
+	if cards := h.cardsAbout(aliceID); len(cards) != 0 {
+		t.Errorf("a card was posted for a stranger: %+v", cards)
+	}
 }
