@@ -28,8 +28,7 @@ LABEL org.opencontainers.image.title="risk-reset-bot" \
       org.opencontainers.image.description="Reset Cloudflare Zero Trust risk scores from Slack, with approval" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/risk-reset-bot /risk-reset-bot
-USER root
-RUN echo hi
+USER nonroot:nonroot
 # HTTP_ADDR: /healthz, /readyz, /metrics.
 EXPOSE 8080
 # No curl in the image: the binary probes its own /healthz on HTTP_ADDR.

@@ -93,13 +93,12 @@ func TestRequesterCancels(t *testing.T) {
 // it with reason.
 func (h *harness) denyWithReason(user string, card slackfake.Message, reason string) {
 	h.t.Helper()
-	before := len(h.slack.Views())
+	opened := map[string]bool{}
+	for _, v := range h.slack.Views() {
+		opened[v.ID] = true
+	}
 	h.click(user, card, "risk_reset_reject")
-	seen := 0
-	form, err := h.slack.WaitView(h.ctx, func(v slackfake.OpenedView) bool {
-		seen++
-		return seen > before
-	})
+	form, err := h.slack.WaitView(h.ctx, func(v slackfake.OpenedView) bool { return !opened[v.ID] })
 	if err != nil {
 		h.t.Fatalf("no deny form for %s: %v\nlogs:\n%s", user, err, h.logs.String())
 	}

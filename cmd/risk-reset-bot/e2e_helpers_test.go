@@ -115,12 +115,14 @@ func (h *harness) ephemeralsTo(user, text string) []string {
 // contains text, so a test can tell a new answer from an earlier one.
 func (h *harness) nthEphemeral(user, text string, n int) string {
 	h.t.Helper()
-	seen := 0
+	// The matcher sees every post again each time the fake changes, so
+	// posts are counted once each, by where and when they arrived.
+	seen := map[string]bool{}
 	p, err := h.slack.WaitResponsePost(h.ctx, func(p slackfake.ResponsePost) bool {
 		if p.UserID == user && p.Ephemeral && strings.Contains(p.Text, text) {
-			seen++
+			seen[p.URL+p.At.String()] = true
 		}
-		return seen >= n
+		return len(seen) >= n
 	})
 	if err != nil {
 		h.t.Fatalf("no ephemeral #%d to %s with %q: %v\nephemerals: %+v\nlogs:\n%s", n, user, text, err, h.slack.ResponseURLPosts(), h.logs.String())

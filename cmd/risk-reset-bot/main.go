@@ -16,7 +16,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Environ(), os.Stderr); err != nil {
+	// The bot logs to standard error; subcommands (check, version) print
+	// their report to standard output.
+	out := os.Stderr
+	if len(os.Args) > 1 {
+		out = os.Stdout
+	}
+	if err := run(ctx, os.Args[1:], os.Environ(), out); err != nil {
 		fmt.Fprintln(os.Stderr, "risk-reset-bot:", err)
 		os.Exit(1)
 	}
