@@ -192,3 +192,61 @@ func TestUnclickedRequestExpires(t *testing.T) {
 		t.Fatalf("no new card after expiry: %v\nephemerals: %+v", err, h.slack.ResponseURLPosts())
 	}
 }
+
+// TestClickRacingExpiry clicks approve the moment the request is due,
+// whether or not the sweep got there first: one decision, no reset.
+func TestClickRacingExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	card := h.pendingCard()
+
+	h.clock.Advance(30*time.Minute + time.Second)
+	h.click(lead, card, "risk_reset_approve")
+	h.ephemeral(lead, "expired")
+	h.waitCard(card, "Expired")
+	h.auditRecord("Risk reset expired")
+	h.threadReply(card, "Expired")
+	if n := h.cf.Resets(aliceID); n != 0 {
+		t.Errorf("resets = %d, want 0", n)
+	}
+	expired := 0
+	for _, m := range h.slack.Messages(card.Channel) {
+		if m.ThreadTS == card.TS && strings.Contains(m.Text, "Expired") {
+			expired++
+		}
+	}
+	if expired != 1 || len(h.slack.Messages(channelAudit)) != 1 {
+		t.Errorf("expiry told %d times in the thread and %d in the audit channel, want once each", expired, len(h.slack.Messages(channelAudit)))
+	}
+}
+
+func TestDuplicatePendingRequest(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	card := h.pendingCard()
+
+	h.command(lead, channelOps, "<@U0ALICE> also travel")
+	p := h.ephemeral(lead, "already a pending request")
+	if !strings.Contains(p.Text, cardRequestID(t, card)) || !strings.Contains(p.Text, "/archives/"+channelOps+"/p") {
+		t.Errorf("duplicate answer lacks the pending request's id or a link to its card: %q", p.Text)
+	}
+	if got := len(h.cards(channelOps, aliceID)); got != 1 {
+		t.Errorf("%d cards for Alice, want 1", got)
+	}
+}
+
+// TestDenyWithoutForm denies at once when the reason form cannot be
+// opened: the click said what the approver wants.
+func TestDenyWithoutForm(t *testing.T) {
+	h := newHarness(t)
+	h.slack.FailNext("views.open", "expired_trigger_id")
+	h.start()
+	card := h.pendingCard()
+
+	h.click(lead, card, "risk_reset_reject")
+	h.waitCard(card, "Denied by <@"+lead+">")
+	h.auditRecord("Risk reset denied")
+	if n := h.cf.Resets(aliceID); n != 0 {
+		t.Errorf("resets = %d, want 0", n)
+	}
+}

@@ -189,3 +189,23 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestHealthcheckSubcommandAgainstARunningBot(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	var addr string
+	select {
+	case addr = <-h.addr:
+		h.addr <- addr
+	case <-h.ctx.Done():
+		t.Fatal("the health server never started")
+	}
+	var out strings.Builder
+	if err := run(h.ctx, []string{"healthcheck"}, []string{"HTTP_ADDR=" + addr}, &out); err != nil {
+		t.Fatalf("healthcheck against the running bot: %v (%s)", err, out.String())
+	}
+	h.shutdown()
+	if err := run(h.ctx, []string{"healthcheck"}, []string{"HTTP_ADDR=" + addr}, &out); err == nil {
+		t.Error("healthcheck succeeded after the bot stopped")
+	}
+}

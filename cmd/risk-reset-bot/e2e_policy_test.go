@@ -132,3 +132,27 @@ func TestSelfConfirmMode(t *testing.T) {
 		t.Errorf("resets = %d, want 1", n)
 	}
 }
+
+// TestGroupLookupFailureRefusesClick: when Slack cannot say who is in the
+// approvers' group, nobody is let through, and a later click works.
+func TestGroupLookupFailureRefusesClick(t *testing.T) {
+	h := newHarness(t)
+	h.slack.FailNext("usergroups.users.list", "internal_error")
+	h.start()
+	card := h.pendingCard()
+
+	h.click(lead, card, "risk_reset_approve")
+	h.ephemeral(lead, "could not check your permission")
+	if now := h.current(card); now.Updates != 0 {
+		t.Errorf("a click that could not be authorized changed the card: %s", now.Blocks)
+	}
+	if n := h.cf.Resets(aliceID); n != 0 {
+		t.Errorf("resets = %d, want 0", n)
+	}
+
+	h.click(lead, card, "risk_reset_approve")
+	h.waitCard(card, "Risk score reset")
+	if n := h.cf.Resets(aliceID); n != 1 {
+		t.Errorf("resets = %d, want 1", n)
+	}
+}
