@@ -94,8 +94,12 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 	if !b.authorizeClick(ctx, log, b.checkNotTarget(ctx, actor, req.Target), actor, tell) {
 		return
 	}
+	stale := b.staleApprovals(ctx, log, req)
 	var execute bool
 	updated, err := b.store.Update(ctx, req.ID, func(r *request.Request) error {
+		if err := r.RevokeApprovals(stale, b.now()); err != nil {
+			return err
+		}
 		var err error
 		execute, err = r.Approve(actor, b.now())
 		return err
@@ -103,6 +107,9 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 	if err != nil {
 		b.clickLost(ctx, log, updated, err, tell)
 		return
+	}
+	if len(stale) > 0 {
+		b.threadReply(ctx, log, updated, fmt.Sprintf("Approval by %s no longer counts: no longer allowed to approve.", mentions(stale)))
 	}
 	b.auditLog(updated, request.StatePending, actor, "approved")
 	if !execute {
@@ -113,6 +120,28 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 	}
 	b.metrics.Decisions.WithLabelValues("approved").Inc()
 	b.execute(ctx, log, updated)
+}
+
+// staleApprovals returns the earlier approvers of req who may no longer
+// approve (removed from the approvers' group since), so an approval
+// completing the quorum counts current rights only.
+func (b *Bot) staleApprovals(ctx context.Context, log zerolog.Logger, req *request.Request) []string {
+	var stale []string
+	for _, a := range req.Approvals {
+		if err := b.policy.CanApprove(ctx, a.By, req.Requester); err != nil {
+			log.Info().Str("approver", a.By).Err(err).Msg("earlier approval no longer counts")
+			stale = append(stale, a.By)
+		}
+	}
+	return stale
+}
+
+func mentions(ids []string) string {
+	m := make([]string, len(ids))
+	for i, id := range ids {
+		m[i] = "<@" + id + ">"
+	}
+	return joinOr(m)
 }
 
 func (b *Bot) reject(ctx context.Context, log zerolog.Logger, req *request.Request, c click, tell func(string)) {

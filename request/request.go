@@ -195,6 +195,16 @@ func (r *Request) Approve(actor string, now time.Time) (execute bool, err error)
 	return true, nil
 }
 
+// RevokeApprovals drops the approvals of people who may no longer
+// approve, so they do not count toward the quorum.
+func (r *Request) RevokeApprovals(by []string, now time.Time) error {
+	if err := r.requirePending(now); err != nil {
+		return err
+	}
+	r.Approvals = slices.DeleteFunc(r.Approvals, func(a Approval) bool { return slices.Contains(by, a.By) })
+	return nil
+}
+
 // Reject ends a pending request: a requester's click cancels it, anyone
 // else's denies it. note is an optional reason shown in the thread.
 func (r *Request) Reject(actor, note string, now time.Time) error {

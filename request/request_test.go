@@ -603,3 +603,25 @@ func TestCloneWithoutOutcome(t *testing.T) {
 		t.Errorf("approving a clone changed the original: state %q, approvals %+v", r.State, r.Approvals)
 	}
 }
+
+func TestRevokeApprovals(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	r := request.New(request.Draft{Requester: "U1", Target: request.Target{UserID: "x"}, RequiredApprovals: 2}, t0, time.Hour)
+	if _, err := r.Approve("U2", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeApprovals([]string{"U2"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if execute, err := r.Approve("U3", t0); err != nil || execute {
+		t.Fatalf("Approve after revoking the only other approval = %v, %v; want not executing", execute, err)
+	}
+	if len(r.Approvals) != 1 || r.Approvals[0].By != "U3" {
+		t.Errorf("approvals = %+v, want only U3", r.Approvals)
+	}
+	r.State = request.StateCancelled
+	var decided *request.DecidedError
+	if err := r.RevokeApprovals([]string{"U3"}, t0); !errors.As(err, &decided) {
+		t.Errorf("RevokeApprovals on a decided request = %v, want *DecidedError", err)
+	}
+}

@@ -529,3 +529,22 @@ func TestApprovalsReasonModalRefusesStranger(t *testing.T) {
 		t.Errorf("a card was posted for a stranger: %+v", cards)
 	}
 }
+
+// An approval given by someone who has since left the approvers' group
+// does not count toward the quorum when the last approval arrives.
+func TestApprovalsEarlierApproverRemovedBeforeQuorum(t *testing.T) {
+	h := startApprovals(t, withEnv("REQUIRED_APPROVALS", "2"), withEnv("GROUP_CACHE_TTL", "0"))
+	card := h.openCard(analyst, aliceEmail, "travel false positive", aliceID)
+
+	h.click(lead, card, approveButton)
+	h.waitCard(card, "Approved by <@"+lead+"> (1 of 2)")
+	h.slack.SetGroupMembers(leadsGroup, lead2)
+
+	h.click(lead2, card, approveButton)
+	h.threadReply(card, "Approval by <@"+lead+"> no longer counts")
+	latest := h.waitCard(card, "Approved by <@"+lead2+"> (1 of 2)")
+	if !hasButtons(latest) {
+		t.Errorf("card lost its buttons although the quorum was not reached: %s", blockText(t, latest))
+	}
+	h.assertResets(aliceID, 0)
+}

@@ -48,7 +48,7 @@ func TestDoubleApproveResetsOnce(t *testing.T) {
 	if n := h.cf.Resets(aliceID); n != 1 {
 		t.Errorf("resets = %d after two approvals, want 1", n)
 	}
-	if got := h.ephemeralsTo(winner, ""); len(got) != 0 {
+	if got := h.answersTo(winner, ""); len(got) != 0 {
 		t.Errorf("the winner got ephemerals: %q", got)
 	}
 
@@ -189,7 +189,7 @@ func TestUnclickedRequestExpires(t *testing.T) {
 	if _, err := h.slack.WaitMessage(h.ctx, func(m slackfake.Message) bool {
 		return m.TS != card.TS && m.Channel == channelOps && m.ThreadTS == "" && strings.Contains(string(m.Blocks), "risk_reset_approve")
 	}); err != nil {
-		t.Fatalf("no new card after expiry: %v\nephemerals: %+v", err, h.slack.ResponseURLPosts())
+		t.Fatalf("no new card after expiry: %v\nephemerals: %q", err, h.answersTo("", ""))
 	}
 }
 

@@ -126,8 +126,8 @@ func TestBadInputAnsweredInAck(t *testing.T) {
 			t.Errorf("%s was called after a bad input: %v", c.Method, c.Form)
 		}
 	}
-	if posts := h.slack.ResponseURLPosts(); len(posts) != 0 {
-		t.Errorf("bad inputs were answered through response_url as well: %+v", posts)
+	if posts := h.answersTo("", ""); len(posts) != 0 {
+		t.Errorf("bad inputs were answered through response_url as well: %q", posts)
 	}
 	for _, r := range h.cfSrv.Requests() {
 		if !strings.Contains(r.Path, bobID) {
@@ -188,8 +188,8 @@ func TestRedeliveredEnvelopesHandledOnce(t *testing.T) {
 	if n := h.cf.Resets(aliceID); n != 1 {
 		t.Errorf("resets = %d, want 1", n)
 	}
-	if posts := h.slack.ResponseURLPosts(); len(posts) != 0 {
-		t.Errorf("a redelivery was answered (so it was handled twice): %+v", posts)
+	if posts := h.answersTo("", ""); len(posts) != 0 {
+		t.Errorf("a redelivery was answered (so it was handled twice): %q", posts)
 	}
 	if n := len(h.slack.Messages(channelAudit)); n != 1 {
 		t.Errorf("%d audit records, want 1", n)

@@ -82,7 +82,7 @@ func TestBotNotInChannel(t *testing.T) {
 	// Nothing is left pending for Alice.
 	h.command(analyst, channelOps, "alice@example.com travel")
 	h.card(channelOps, aliceID)
-	if got := h.ephemeralsTo(analyst, "already a pending request"); len(got) != 0 {
+	if got := h.answersTo(analyst, "already a pending request"); len(got) != 0 {
 		t.Errorf("the failed card left a pending request behind: %q", got)
 	}
 	if n := h.cf.Resets(aliceID); n != 0 {
@@ -110,8 +110,8 @@ func TestSlackRateLimitWaitedOut(t *testing.T) {
 	if got := len(h.cards(channelOps, aliceID)); got != 1 {
 		t.Errorf("%d cards, want 1", got)
 	}
-	if posts := h.slack.ResponseURLPosts(); len(posts) != 0 {
-		t.Errorf("requester was told of a problem: %+v", posts)
+	if posts := h.answersTo("", ""); len(posts) != 0 {
+		t.Errorf("requester was told of a problem: %q", posts)
 	}
 }
 

@@ -99,12 +99,12 @@ func (h *harness) current(card slackfake.Message) slackfake.Message {
 	return slackfake.Message{}
 }
 
-// ephemeralsTo returns the texts of the ephemeral answers user got that
-// contain text.
-func (h *harness) ephemeralsTo(user, text string) []string {
+// answersTo returns the texts of the response_url answers user ("" for
+// anyone) got that contain text.
+func (h *harness) answersTo(user, text string) []string {
 	var out []string
 	for _, p := range h.slack.ResponseURLPosts() {
-		if p.UserID == user && p.Ephemeral && strings.Contains(p.Text, text) {
+		if (user == "" || p.UserID == user) && strings.Contains(p.Text, text) {
 			out = append(out, p.Text)
 		}
 	}
@@ -125,7 +125,7 @@ func (h *harness) nthEphemeral(user, text string, n int) string {
 		return len(seen) >= n
 	})
 	if err != nil {
-		h.t.Fatalf("no ephemeral #%d to %s with %q: %v\nephemerals: %+v\nlogs:\n%s", n, user, text, err, h.slack.ResponseURLPosts(), h.logs.String())
+		h.t.Fatalf("no ephemeral #%d to %s with %q: %v\nephemerals: %q\nlogs:\n%s", n, user, text, err, h.answersTo("", ""), h.logs.String())
 	}
 	return p.Text
 }
@@ -273,7 +273,7 @@ func (h *harness) waitNewCard(old slackfake.Message, target string) slackfake.Me
 			strings.Contains(string(m.Blocks), "risk_reset_approve") && strings.Contains(blockText(h.t, m), target)
 	})
 	if err != nil {
-		h.t.Fatalf("no new card for %s: %v\nephemerals: %+v\nlogs:\n%s", target, err, h.slack.ResponseURLPosts(), h.logs.String())
+		h.t.Fatalf("no new card for %s: %v\nephemerals: %q\nlogs:\n%s", target, err, h.answersTo("", ""), h.logs.String())
 	}
 	return m
 }

@@ -33,7 +33,7 @@ func TestEveryTargetFormFindsAlice(t *testing.T) {
 					t.Errorf("card lacks %q: %s", want, blockText(t, card))
 				}
 			}
-			if got := h.ephemeralsTo(analyst, ""); len(got) != 0 {
+			if got := h.answersTo(analyst, ""); len(got) != 0 {
 				t.Errorf("requester got ephemerals: %q", got)
 			}
 		})
