@@ -254,6 +254,11 @@ func (b *Bot) execute(ctx context.Context, log zerolog.Logger, req *request.Requ
 func (b *Bot) finishExecution(ctx context.Context, log zerolog.Logger, req *request.Request, o request.Outcome, succeeded bool, auditTS string) {
 	b.metrics.Resets.WithLabelValues(resetResult(succeeded, auditTS, b.cfg.AuditChannelID), metrics.CFCode(o.Code)).Inc()
 	done, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Finish(o, succeeded) })
+	if errors.Is(err, request.ErrNotExecuting) {
+		// Another replica settled it first and showed the outcome.
+		log.Info().Str("state", string(done.State)).Msg("outcome already recorded elsewhere")
+		return
+	}
 	if err != nil {
 		// The reset happened (or failed) regardless; report it from what
 		// we know so the outcome is not lost with the store.

@@ -53,6 +53,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight work may take to finish
 	// after a stop is asked for.
 	ShutdownTimeout time.Duration
+	// StuckAfter is how long a request may stay executing before another
+	// replica settles it as stopped mid-reset; it exceeds HandlerTimeout.
+	StuckAfter time.Duration
 	// PingTimeout is how long the bot waits for Slack's ping before it
 	// rebuilds the connection.
 	PingTimeout time.Duration
@@ -74,6 +77,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.StuckAfter <= 0 {
+		c.StuckAfter = c.HandlerTimeout + 2*time.Minute
 	}
 	if c.PingTimeout <= 0 {
 		c.PingTimeout = 30 * time.Second

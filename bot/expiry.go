@@ -10,8 +10,10 @@ import (
 )
 
 // sweepExpired expires due requests every SweepInterval, so a request
-// nobody clicks still ends visibly.
+// nobody clicks still ends visibly, and settles resets a stopped replica
+// left behind, at start and then on every sweep.
 func (b *Bot) sweepExpired(ctx context.Context) {
+	b.settleStuck(ctx)
 	t := time.NewTicker(b.cfg.SweepInterval)
 	defer t.Stop()
 	for {
@@ -20,6 +22,7 @@ func (b *Bot) sweepExpired(ctx context.Context) {
 			return
 		case <-t.C:
 			b.ExpireDue(ctx)
+			b.settleStuck(ctx)
 		}
 	}
 }

@@ -54,10 +54,10 @@ func (e *UsageError) Error() string { return e.Message }
 var (
 	slackUserRef = regexp.MustCompile(`^<@([UW][A-Z0-9]{2,})(\|[^<>]*)?>$`)
 	mailtoRef    = regexp.MustCompile(`^<mailto:([^|<>]+)\|[^<>]*>$`)
-	// Addresses are limited to the characters real mailboxes use, so
-	// nothing that reaches Cloudflare's query string can carry path or
-	// query syntax.
-	plainEmail = regexp.MustCompile(`^[A-Za-z0-9.!#$%&'*+=?^_{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
+	// Addresses are limited to the characters real mailboxes use, less
+	// the URL syntax characters RFC 5322 would allow (? # % /), so nothing
+	// that reaches Cloudflare's query string can carry path or query syntax.
+	plainEmail = regexp.MustCompile(`^[A-Za-z0-9.!$&'*+=^_{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
 )
 
 // ParseCommand parses the text of `/risk-reset <target> [reason]` as Slack

@@ -2,7 +2,10 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/slack-go/slack"
@@ -21,8 +24,22 @@ func (b *Bot) ephemeral(ctx context.Context, log zerolog.Logger, responseURL, te
 		Text: text, ResponseType: slack.ResponseTypeEphemeral,
 	})
 	if err != nil {
-		log.Error().Err(err).Msg("answering the user failed")
+		log.Error().Err(withoutURL(err)).Msg("answering the user failed")
 	}
+}
+
+// withoutURL drops the URL from an HTTP client error: a response_url is a
+// bearer credential for answering in that conversation, so it stays out
+// of logs.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s response_url: %w", ue.Op, ue.Err)
+	}
+	if strings.Contains(err.Error(), "://") {
+		return errors.New("posting to the response_url failed")
+	}
+	return err
 }
 
 // threadReply posts text in the card's thread.

@@ -53,6 +53,9 @@ type Config struct {
 	LogLevel  string
 	LogFormat string
 	HTTPAddr  string
+	// RedisURL, when set, keeps requests in Redis so that replicas and
+	// restarts share them. It may hold a password, so it is a secret.
+	RedisURL string
 	// ShutdownTimeout bounds how long in-flight resets may take to finish
 	// after SIGTERM.
 	ShutdownTimeout time.Duration
@@ -124,6 +127,8 @@ type rawEnv struct {
 	LogFormat              string `env:"LOG_FORMAT" envDefault:"json"`
 	HTTPAddr               string `env:"HTTP_ADDR" envDefault:":8080"`
 	ShutdownTimeout        string `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	RedisURL               string `env:"REDIS_URL"`
+	RedisURLFile           string `env:"REDIS_URL_FILE"`
 }
 
 // Variable names used in messages; they match the env tags above.
@@ -148,6 +153,7 @@ const (
 	varLogFormat           = "LOG_FORMAT"
 	varHTTPAddr            = "HTTP_ADDR"
 	varShutdownTimeout     = "SHUTDOWN_TIMEOUT"
+	varRedisURL            = "REDIS_URL"
 )
 
 const maxRequestTTL = 24 * time.Hour
@@ -206,6 +212,7 @@ func (v *validator) build(raw rawEnv) *Config {
 	c.LogFormat = v.oneOf(varLogFormat, raw.LogFormat, "json", "console")
 	c.HTTPAddr = v.hostPort(varHTTPAddr, raw.HTTPAddr)
 	c.ShutdownTimeout = v.shutdownTimeout(raw.ShutdownTimeout)
+	c.RedisURL = v.redisURL(raw.RedisURL, raw.RedisURLFile)
 	return c
 }
 

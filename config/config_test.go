@@ -274,6 +274,8 @@ func TestLoadReportsOneProblem(t *testing.T) {
 			"REQUIRED_APPROVALS", "APPROVER_IDS is empty"},
 		{"require reason not a bool", with(tokenEnv(), "REQUIRE_REASON", "maybe"),
 			"REQUIRE_REASON", `REQUIRE_REASON: must be true or false (got "maybe")`},
+		{"redis URL with another scheme", with(tokenEnv(), "REDIS_URL", "http://user:hunter2@redis:6379"),
+			"REDIS_URL", "must be a redis:// or rediss:// URL"},
 		{"zero shutdown timeout", with(tokenEnv(), "SHUTDOWN_TIMEOUT", "0s"),
 			"SHUTDOWN_TIMEOUT", "must be greater than 0"},
 		{"bad group cache TTL", with(tokenEnv(), "GROUP_CACHE_TTL", "forever"),
@@ -426,5 +428,20 @@ func TestWarnings(t *testing.T) {
 		if !contains(w, want) {
 			t.Errorf("Warnings() = %q, want one mentioning %q", w, want)
 		}
+	}
+}
+
+func TestRedisURLPasswordNeverShown(t *testing.T) {
+	const password = "hunter2-redis-SECRET"
+	cfg := mustLoad(t, with(tokenEnv(), "REDIS_URL", "rediss://bot:"+password+"@redis.internal:6380/0"))
+	if cfg.RedisURL == "" {
+		t.Fatal("REDIS_URL not loaded")
+	}
+	if s := cfg.String(); strings.Contains(s, password) || !strings.Contains(s, "redis.internal") {
+		t.Errorf("String() = %q: want the host shown and the password hidden", s)
+	}
+	_, err := config.Load(environ(with(tokenEnv(), "REDIS_URL", "tcp://bot:"+password+"@redis.internal:6380/0")))
+	if err == nil || strings.Contains(err.Error(), password) {
+		t.Errorf("bad REDIS_URL error = %v: want an error without the password", err)
 	}
 }

@@ -52,6 +52,7 @@ func (c Config) view() []viewField {
 		{key: "log_format", value: c.LogFormat},
 		{key: "http_addr", value: c.HTTPAddr},
 		{key: "shutdown_timeout", value: c.ShutdownTimeout.String()},
+		{key: "redis_url", value: redactURL(c.RedisURL)},
 	}
 }
 

@@ -318,3 +318,18 @@ func (v *validator) shutdownTimeout(s string) time.Duration {
 	}
 	return d
 }
+
+// redisURL checks the scheme only: the URL may carry a password, so no part
+// of it is echoed.
+func (v *validator) redisURL(value, file string) string {
+	s, provided := v.secret(varRedisURL, value, file)
+	if !provided || s.value == "" {
+		return ""
+	}
+	u, err := url.Parse(s.value)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		v.add(s.source, "must be a redis:// or rediss:// URL with a host, such as redis://redis:6379/0")
+		return ""
+	}
+	return s.value
+}

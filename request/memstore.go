@@ -99,6 +99,19 @@ func (s *MemStore) DuePending(_ context.Context, now time.Time) ([]*Request, err
 	return due, nil
 }
 
+// StuckExecuting implements Store.
+func (s *MemStore) StuckExecuting(_ context.Context, olderThan time.Time) ([]*Request, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var stuck []*Request
+	for _, r := range s.requests {
+		if r.State == StateExecuting && r.DecidedAt.Before(olderThan) {
+			stuck = append(stuck, r.Clone())
+		}
+	}
+	return stuck, nil
+}
+
 // FirstDelivery implements Store.
 func (s *MemStore) FirstDelivery(_ context.Context, envelopeID string, ttl time.Duration) (bool, error) {
 	s.mu.Lock()

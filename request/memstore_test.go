@@ -452,3 +452,25 @@ func TestMemStorePing(t *testing.T) {
 		t.Errorf("Ping = %v, want nil", err)
 	}
 }
+
+func TestMemStoreStuckExecuting(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	s := request.NewMemStore(func() time.Time { return t0 }, time.Hour)
+	ctx := context.Background()
+	r := request.New(request.Draft{Requester: "U1", Target: request.Target{UserID: "x"}}, t0, time.Hour)
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if stuck, _ := s.StuckExecuting(ctx, t0.Add(time.Hour)); len(stuck) != 0 {
+		t.Fatalf("a pending request counted as stuck: %+v", stuck)
+	}
+	if _, err := s.Update(ctx, r.ID, func(r *request.Request) error { _, err := r.Approve("U1", t0); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if stuck, _ := s.StuckExecuting(ctx, t0); len(stuck) != 0 {
+		t.Errorf("executing since exactly olderThan counted as stuck")
+	}
+	if stuck, _ := s.StuckExecuting(ctx, t0.Add(time.Second)); len(stuck) != 1 || stuck[0].ID != r.ID {
+		t.Errorf("StuckExecuting = %+v, want the executing request", stuck)
+	}
+}

@@ -24,6 +24,9 @@ type Store interface {
 	CountPending(ctx context.Context) (int, error)
 	// DuePending returns pending requests whose expiry is not after now.
 	DuePending(ctx context.Context, now time.Time) ([]*Request, error)
+	// StuckExecuting returns requests executing since before olderThan: a
+	// replica that died mid-reset leaves them so.
+	StuckExecuting(ctx context.Context, olderThan time.Time) ([]*Request, error)
 	// FirstDelivery records an envelope id and reports whether this is the
 	// first time it was seen within ttl, so redelivered envelopes are
 	// handled once.

@@ -18,6 +18,7 @@ import (
 	"risk-reset-bot/internal/buildinfo"
 	"risk-reset-bot/internal/logging"
 	"risk-reset-bot/internal/metrics"
+	"risk-reset-bot/redisstore"
 	"risk-reset-bot/request"
 )
 
@@ -71,9 +72,10 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w)
 	}
-	// Ended requests are kept a day, so late clicks get "already approved
-	// by" rather than "unknown request".
-	store := request.NewMemStore(o.now, 24*time.Hour)
+	store, err := openStore(cfg, o.now)
+	if err != nil {
+		return nil, err
+	}
 	m := metrics.New(buildinfo.Version, pendingGauge(store))
 	cf, err := newCloudflare(cfg, m, o.cfOptions)
 	if err != nil {
@@ -111,6 +113,25 @@ func newCloudflare(cfg *config.Config, m *metrics.Metrics, extra []cloudflare.Op
 	return c, nil
 }
 
+// retention is how long ended requests are kept, so late clicks get
+// "already approved by" rather than "unknown request".
+const retention = 24 * time.Hour
+
+// openStore returns the Redis store when REDIS_URL is set (replicas and
+// restarts share requests), else the in-memory one.
+func openStore(cfg *config.Config, now func() time.Time) (request.Store, error) {
+	if cfg.RedisURL == "" {
+		return request.NewMemStore(now, retention), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{Retention: retention, Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return s, nil
+}
+
 // pendingGauge reads the number of pending requests for the metrics scrape.
 func pendingGauge(store request.Store) func() float64 {
 	return func() float64 {
@@ -140,6 +161,9 @@ func (a *app) Run(ctx context.Context) error {
 	a.log.Info().Str("addr", ln.Addr().String()).Msg("serving /healthz, /readyz and /metrics")
 
 	err = a.bot.Run(ctx)
+	if c, ok := a.store.(io.Closer); ok {
+		_ = c.Close()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)

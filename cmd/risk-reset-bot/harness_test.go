@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +133,8 @@ type harness struct {
 	stop  context.CancelFunc
 	done  chan error
 	addr  chan string // the health and metrics server's address
+
+	runOptions []option // extra wiring for every replica
 }
 
 type harnessOption func(*harness)
@@ -197,8 +200,26 @@ func (h *harness) seed() {
 	h.cf.AddUser(cfapitest.FakeUser{ID: bobID, Email: bobEmail, Name: "Bob Example", RiskLevel: "medium"})
 }
 
+// replica is one running bot, as one process of a deployment would be.
+type replica struct {
+	h      *harness
+	stop   context.CancelFunc
+	done   chan error
+	addr   chan string // the health and metrics server's address
+	connID int         // its Socket Mode connection at the fake Slack
+}
+
 // start runs the bot and waits until it is connected to the fake Slack.
 func (h *harness) start() {
+	h.t.Helper()
+	r := h.startReplica()
+	h.stop, h.done, h.addr = r.stop, r.done, r.addr
+	h.stop = func() { r.stop(); r.stop = nil }
+}
+
+// startReplica runs one more bot against the same fakes and environment,
+// and waits for its Socket Mode connection.
+func (h *harness) startReplica(extra ...option) *replica {
 	h.t.Helper()
 	var environ []string
 	for k, v := range h.env {
@@ -206,36 +227,56 @@ func (h *harness) start() {
 			environ = append(environ, k+"="+v)
 		}
 	}
+	before := h.slack.ConnectionIDs()
 	runCtx, stop := context.WithCancel(context.Background())
-	h.stop = stop
-	h.done = make(chan error, 1)
-	h.addr = make(chan string, 1)
-	go func() {
-		h.done <- run(runCtx, nil, environ, h.logs,
-			withListening(func(a string) { h.addr <- a }),
-			withClock(h.clock.Now),
-			withSweepInterval(10*time.Millisecond),
-			withCloudflareOptions(cloudflare.WithBackoff(time.Millisecond, 5*time.Millisecond), cloudflare.WithRetryBudget(2*time.Second)),
-		)
-	}()
-	h.t.Cleanup(h.shutdown)
-	if err := h.slack.WaitConnected(h.ctx, 1); err != nil {
+	r := &replica{h: h, stop: stop, done: make(chan error, 1), addr: make(chan string, 1)}
+	opts := append([]option{
+		withListening(func(a string) { r.addr <- a }),
+		withClock(h.clock.Now),
+		withSweepInterval(10 * time.Millisecond),
+		withCloudflareOptions(cloudflare.WithBackoff(time.Millisecond, 5*time.Millisecond), cloudflare.WithRetryBudget(2*time.Second)),
+	}, h.runOptions...)
+	opts = append(opts, extra...)
+	go func() { r.done <- run(runCtx, nil, environ, h.logs, opts...) }()
+	h.t.Cleanup(r.shutdown)
+	if err := h.slack.WaitConnected(h.ctx, len(before)+1); err != nil {
 		h.t.Fatalf("bot did not connect to Socket Mode: %v\nlogs:\n%s", err, h.logs.String())
 	}
+	for _, id := range h.slack.ConnectionIDs() {
+		if !slices.Contains(before, id) {
+			r.connID = id
+		}
+	}
+	return r
 }
 
-// shutdown stops the bot and checks it exits cleanly.
+// shutdown stops the first replica (see start) and checks it exits cleanly.
 func (h *harness) shutdown() {
 	if h.stop == nil {
 		return
 	}
 	h.stop()
 	h.stop = nil
+	h.awaitExit(h.done)
+}
+
+// shutdown stops this replica and checks it exits cleanly.
+func (r *replica) shutdown() {
+	if r.stop == nil {
+		return
+	}
+	r.stop()
+	r.stop = nil
+	r.h.awaitExit(r.done)
+}
+
+func (h *harness) awaitExit(done chan error) {
 	select {
-	case err := <-h.done:
+	case err := <-done:
 		if err != nil {
 			h.t.Errorf("run returned %v", err)
 		}
+		done <- err // later waiters see it too
 	case <-time.After(10 * time.Second):
 		h.t.Errorf("run did not return after cancel")
 	}

@@ -1,0 +1,47 @@
+package bot
+
+import (
+	"context"
+	"time"
+
+	"risk-reset-bot/internal/logging"
+	"risk-reset-bot/request"
+)
+
+// clockSkew allows for the bot's clock and Cloudflare's disagreeing a
+// little when a reset time is compared with an approval time.
+const clockSkew = 2 * time.Second
+
+// settleStuck finishes requests a replica left executing when it died:
+// Cloudflare's last_reset_time tells whether the reset happened, and the
+// outcome is posted in the thread like any other, so it is not lost.
+func (b *Bot) settleStuck(ctx context.Context) {
+	stuck, err := b.store.StuckExecuting(ctx, b.now().Add(-b.cfg.StuckAfter))
+	if err != nil {
+		b.log.Error().Err(err).Msg("listing stuck resets failed")
+		return
+	}
+	for _, r := range stuck {
+		b.settle(ctx, r)
+	}
+}
+
+func (b *Bot) settle(ctx context.Context, r *request.Request) {
+	log := logging.WithRequestID(b.log, r.ID)
+	log.Warn().Time("executing_since", r.DecidedAt).Msg("settling a reset left executing by a stopped replica")
+	o := request.Outcome{At: b.now()}
+	risk, err := b.cf.GetUserRisk(ctx, r.Target.UserID)
+	succeeded := false
+	switch {
+	case err != nil:
+		o.Detail = "the bot running this reset stopped, and Cloudflare could not be asked whether it happened (" +
+			cloudflareProblem(err) + ") Check the user's risk score in Cloudflare before asking again."
+	case risk.LastResetTime != nil && !risk.LastResetTime.Before(r.DecidedAt.Add(-clockSkew)):
+		succeeded, o.Verified = true, true
+		o.Detail = "The bot running it stopped; Cloudflare shows the reset in place."
+	default:
+		o.Detail = "the bot running this reset stopped before Cloudflare applied it; nothing was changed. Run the command again."
+	}
+	b.finishExecution(ctx, log, r, o, succeeded, "")
+}
+
