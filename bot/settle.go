@@ -44,4 +44,3 @@ func (b *Bot) settle(ctx context.Context, r *request.Request) {
 	}
 	b.finishExecution(ctx, log, r, o, succeeded, "")
 }
-
