@@ -63,11 +63,33 @@ func (b *Bot) handleClick(ctx context.Context, c click) {
 		tell(":warning: Risk reset is temporarily unavailable (its request store failed). Nothing was changed.")
 		return
 	}
+	req = b.adoptCard(ctx, log, req, c)
 	if c.actionID == ActionApprove {
 		b.approve(ctx, log, req, c.actor, tell)
 		return
 	}
 	b.reject(ctx, log, req, c, tell)
+}
+
+// adoptCard records the clicked message as the request's card when the
+// click raced the replica that posted it and the card is not recorded yet,
+// so the outcome still reaches the card and its thread.
+func (b *Bot) adoptCard(ctx context.Context, log zerolog.Logger, req *request.Request, c click) *request.Request {
+	if req.CardTS != "" || c.messageTS == "" || c.channelID != req.ChannelID {
+		return req
+	}
+	updated, err := b.store.Update(ctx, req.ID, func(r *request.Request) error {
+		if r.CardTS == "" {
+			r.CardTS = c.messageTS
+		}
+		return nil
+	})
+	if err != nil {
+		log.Warn().Err(err).Msg("recording the clicked card failed")
+		req.CardTS = c.messageTS
+		return req
+	}
+	return updated
 }
 
 // forgottenCard answers a click on a card this process no longer knows

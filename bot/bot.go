@@ -185,12 +185,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	defer stopSocket()
 	smErr := make(chan error, 1)
 	go func() { smErr <- b.sm.RunContext(smCtx) }()
-	go b.sweepExpired(ctx)
+	sweeping := make(chan struct{})
+	go func() { b.sweepExpired(ctx); close(sweeping) }()
 
 	for {
 		select {
 		case <-ctx.Done():
-			b.drain()
+			b.drain(sweeping)
 			return nil
 		case err := <-smErr:
 			b.connected.Store(false)
@@ -210,13 +211,13 @@ func (b *Bot) Run(ctx context.Context) error {
 }
 
 // drain answers new envelopes with "restarting" while in-flight handlers
-// finish, for at most ShutdownTimeout.
-func (b *Bot) drain() {
+// and the current expiry sweep finish, for at most ShutdownTimeout.
+func (b *Bot) drain(sweeping <-chan struct{}) {
 	b.draining.Store(true)
 	defer b.notices.Wait()
 	b.log.Info().Msg("stopping: finishing in-flight work")
 	done := make(chan struct{})
-	go func() { b.inflight.Wait(); close(done) }()
+	go func() { b.inflight.Wait(); <-sweeping; close(done) }()
 	timeout := time.NewTimer(b.cfg.ShutdownTimeout)
 	defer timeout.Stop()
 	for {

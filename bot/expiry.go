@@ -9,11 +9,25 @@ import (
 	"risk-reset-bot/request"
 )
 
+// cardPostGrace is how long past its expiry a request whose card was never
+// recorded waits before it is expired without a card to update.
+const cardPostGrace = 2 * time.Minute
+
 // sweepExpired expires due requests every SweepInterval, so a request
 // nobody clicks still ends visibly, and settles resets a stopped replica
 // left behind, at start and then on every sweep.
+// A sweep that has started finishes even when ctx ends, so an expiry is
+// never announced halfway.
 func (b *Bot) sweepExpired(ctx context.Context) {
-	b.settleStuck(ctx)
+	sweep := func(first bool) {
+		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.HandlerTimeout)
+		defer cancel()
+		if !first {
+			b.ExpireDue(work)
+		}
+		b.settleStuck(work)
+	}
+	sweep(true)
 	t := time.NewTicker(b.cfg.SweepInterval)
 	defer t.Stop()
 	for {
@@ -21,8 +35,7 @@ func (b *Bot) sweepExpired(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			b.ExpireDue(ctx)
-			b.settleStuck(ctx)
+			sweep(false)
 		}
 	}
 }
@@ -35,6 +48,11 @@ func (b *Bot) ExpireDue(ctx context.Context) {
 		return
 	}
 	for _, r := range due {
+		// A card still being posted (its ts not yet recorded) is left
+		// alone a little longer, so its expiry reaches the card.
+		if r.CardTS == "" && b.now().Before(r.ExpiresAt.Add(cardPostGrace)) {
+			continue
+		}
 		b.expire(ctx, r.ID)
 	}
 }

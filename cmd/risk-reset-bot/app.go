@@ -30,6 +30,7 @@ type appOptions struct {
 	sweepInterval time.Duration
 	cfOptions     []cloudflare.Option
 	listening     func(addr string)
+	redisPrefix   string
 }
 
 func withClock(now func() time.Time) option { return func(o *appOptions) { o.now = now } }
@@ -41,6 +42,10 @@ func withSweepInterval(d time.Duration) option {
 func withCloudflareOptions(opts ...cloudflare.Option) option {
 	return func(o *appOptions) { o.cfOptions = append(o.cfOptions, opts...) }
 }
+
+// withRedisPrefix namespaces Redis keys, so tests sharing one Redis do not
+// see each other's requests.
+func withRedisPrefix(p string) option { return func(o *appOptions) { o.redisPrefix = p } }
 
 // withListening reports the address the health and metrics server bound,
 // for tests that ask for port 0.
@@ -72,7 +77,7 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w)
 	}
-	store, err := openStore(cfg, o.now)
+	store, err := openStore(cfg, o)
 	if err != nil {
 		return nil, err
 	}
@@ -119,13 +124,13 @@ const retention = 24 * time.Hour
 
 // openStore returns the Redis store when REDIS_URL is set (replicas and
 // restarts share requests), else the in-memory one.
-func openStore(cfg *config.Config, now func() time.Time) (request.Store, error) {
+func openStore(cfg *config.Config, o appOptions) (request.Store, error) {
 	if cfg.RedisURL == "" {
-		return request.NewMemStore(now, retention), nil
+		return request.NewMemStore(o.now, retention), nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{Retention: retention, Now: now})
+	s, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{Prefix: o.redisPrefix, Retention: retention, Now: o.now})
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}

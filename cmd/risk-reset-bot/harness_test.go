@@ -227,7 +227,7 @@ func (h *harness) startReplica(extra ...option) *replica {
 			environ = append(environ, k+"="+v)
 		}
 	}
-	before := h.slack.ConnectionIDs()
+	before, hellos := h.slack.ConnectionIDs(), h.slack.Hellos()
 	runCtx, stop := context.WithCancel(context.Background())
 	r := &replica{h: h, stop: stop, done: make(chan error, 1), addr: make(chan string, 1)}
 	opts := append([]option{
@@ -239,7 +239,7 @@ func (h *harness) startReplica(extra ...option) *replica {
 	opts = append(opts, extra...)
 	go func() { r.done <- run(runCtx, nil, environ, h.logs, opts...) }()
 	h.t.Cleanup(r.shutdown)
-	if err := h.slack.WaitConnected(h.ctx, len(before)+1); err != nil {
+	if err := h.slack.WaitHellos(h.ctx, hellos+1); err != nil {
 		h.t.Fatalf("bot did not connect to Socket Mode: %v\nlogs:\n%s", err, h.logs.String())
 	}
 	for _, id := range h.slack.ConnectionIDs() {
