@@ -44,6 +44,16 @@ func outcomeOf(res *cloudflare.ResetResult, err error, now time.Time) request.Ou
 // cloudflareProblem says in plain words what went wrong with Cloudflare.
 // It is built from typed errors only, so no header or secret can leak in.
 func cloudflareProblem(err error) string {
+	// What is known of the reset's fate comes first: that is what people
+	// act on. The HTTP details follow from the wrapped *APIError.
+	switch {
+	case errors.Is(err, cloudflare.ErrResetOutcomeUnknown):
+		return "Cloudflare failed" + statusNote(err) + " and the bot could not read the user back, so it is unknown whether the risk score was reset. Check the user in the Cloudflare dashboard before asking again."
+	case errors.Is(err, cloudflare.ErrResetNotApplied):
+		return "Cloudflare failed" + statusNote(err) + "; the bot read the user back and the reset was not applied, so nothing was changed. Try again in a few minutes."
+	case errors.Is(err, cloudflare.ErrNotSent):
+		return "Cloudflare could not be reached (the connection failed before the request was sent), so nothing was changed. Try again in a few minutes."
+	}
 	if perm, ok := errors.AsType[*cloudflare.PermissionError](err); ok {
 		return fmt.Sprintf("the Cloudflare API token lacks the %q permission%s. Add it to the token and try again.", perm.Permission, rayNote(perm.Err))
 	}
@@ -67,6 +77,24 @@ func cloudflareProblem(err error) string {
 		return "the Cloudflare user ID is not valid."
 	}
 	return "Cloudflare could not be reached or did not confirm the reset."
+}
+
+// statusNote describes the HTTP answer behind err, if there was one.
+func statusNote(err error) string {
+	if apiErr, ok := errors.AsType[*cloudflare.APIError](err); ok {
+		return fmt.Sprintf(" (HTTP %d: %s%s)", apiErr.StatusCode, apiErrorList(apiErr), rayNote(apiErr))
+	}
+	if bodyErr, ok := errors.AsType[*cloudflare.BodyError](err); ok {
+		ray := ""
+		if bodyErr.CFRay != "" {
+			ray = ", cf-ray " + bodyErr.CFRay
+		}
+		return fmt.Sprintf(" (HTTP %d, %s%s)", bodyErr.StatusCode, bodyErr.Reason, ray)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return " (timed out)"
+	}
+	return " (no answer)"
 }
 
 func apiErrorList(e *cloudflare.APIError) string {

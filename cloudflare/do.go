@@ -34,6 +34,9 @@ type request struct {
 	// unsafe marks a call that must not be re-sent once Cloudflare may have
 	// received it (the reset POST).
 	unsafe bool
+	// deadline bounds the retries when the caller retries too (zero: the
+	// client's retry budget from now).
+	deadline time.Time
 }
 
 // envelope is Cloudflare's response wrapper.
@@ -72,16 +75,25 @@ type attempt struct {
 
 // ambiguousError marks a failure of an unsafe request after which Cloudflare
 // may or may not have acted.
-type ambiguousError struct{ err error }
+type ambiguousError struct {
+	err error
+	// retryable: re-sending is allowed once a read-back shows the first
+	// attempt was not applied (502, 503, 504, a dropped connection).
+	retryable bool
+}
 
 func (e *ambiguousError) Error() string { return e.err.Error() }
 func (e *ambiguousError) Unwrap() error { return e.err }
 
 // do sends the request, retrying 429, 502, 503, 504 and connection errors
 // within the retry budget. For unsafe requests, a failure after which
-// Cloudflare may have acted is returned as *ambiguousError, never retried.
+// Cloudflare may have acted is returned as *ambiguousError, not retried
+// here: the caller reads the outcome back first (see ResetRiskScore).
 func (c *Client) do(ctx context.Context, req request) (*response, error) {
-	deadline := time.Now().Add(c.retryBudget)
+	deadline := req.deadline
+	if deadline.IsZero() {
+		deadline = time.Now().Add(c.retryBudget)
+	}
 	for n := 0; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("cloudflare: %s %s: %w", req.method, req.url.Path, err)
@@ -91,7 +103,7 @@ func (c *Client) do(ctx context.Context, req request) (*response, error) {
 			return at.res, nil
 		}
 		if req.unsafe && isAmbiguous(at) {
-			return nil, &ambiguousError{err: at.err}
+			return nil, &ambiguousError{err: at.err, retryable: retryable(at) && ctx.Err() == nil}
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			if errors.Is(at.err, ctxErr) {
@@ -210,10 +222,12 @@ func (c *Client) send(ctx context.Context, req request) attempt {
 		// A request is surely unsent when dialling failed, or when a
 		// connection was obtained but the request never finished writing.
 		// Without trace events (a custom transport), assume it was sent.
-		unsent := isDialError(err) || (gotConn.Load() && !wrote.Load())
+		if isDialError(err) || (gotConn.Load() && !wrote.Load()) {
+			return attempt{err: fmt.Errorf("cloudflare: %s %s: %w: %w", req.method, req.url.Path, ErrNotSent, stripURL(err))}
+		}
 		return attempt{
 			err:       fmt.Errorf("cloudflare: %s %s: %w", req.method, req.url.Path, stripURL(err)),
-			maybeSent: !unsent,
+			maybeSent: true,
 		}
 	}
 	defer resp.Body.Close()

@@ -30,6 +30,9 @@ var (
 	// ErrResetOutcomeUnknown means a reset request failed ambiguously and
 	// its outcome could not be read back either.
 	ErrResetOutcomeUnknown = errors.New("cloudflare: the outcome of the risk score reset is unknown")
+	// ErrNotSent means Cloudflare could not be reached at all: the request
+	// was surely never sent, so nothing changed.
+	ErrNotSent = errors.New("cloudflare could not be reached (the request was not sent)")
 	// ErrTokenVerifyUnsupported means VerifyToken was called with legacy
 	// key credentials, which Cloudflare's verify endpoints do not accept.
 	ErrTokenVerifyUnsupported = errors.New("cloudflare: only API tokens can be verified; legacy API keys cannot")

@@ -56,26 +56,50 @@ type RiskEvent struct {
 // ResetRiskScore clears a user's risk score (needs Zero Trust Write) and
 // verifies it by reading last_reset_time (needs Zero Trust PII Read).
 //
-// When the reset's answer is ambiguous, the reset is not sent again: the
-// outcome is read from last_reset_time. A reset that read shows was not
-// applied returns an error wrapping ErrResetNotApplied and the original
-// error; when the read fails too, ErrResetOutcomeUnknown.
+// When the reset's answer is ambiguous, the outcome is read from
+// last_reset_time before anything else. Only when that read shows the reset
+// was not applied, and the failure is one worth retrying (502, 503, 504, a
+// dropped connection), is it sent again, within the retry budget. A reset
+// that ends not applied returns an error wrapping ErrResetNotApplied and
+// the last failure; when the read fails too, ErrResetOutcomeUnknown.
 func (c *Client) ResetRiskScore(ctx context.Context, userID string) (*ResetResult, error) {
 	id, err := parseUserID(userID)
 	if err != nil {
 		return nil, err
 	}
 	sentAfter := time.Now()
-	res, err := c.do(ctx, request{
-		method:     http.MethodPost,
-		url:        c.endpoint(nil, "accounts", c.accountID, "zt_risk_scoring", id, "reset"),
-		permission: PermZeroTrustWrite,
-		unsafe:     true,
-	})
-	var amb *ambiguousError
-	if errors.As(err, &amb) {
-		return c.settleReset(ctx, id, sentAfter, amb.err)
+	deadline := sentAfter.Add(c.retryBudget)
+	for n := 0; ; n++ {
+		res, err := c.do(ctx, request{
+			method:     http.MethodPost,
+			url:        c.endpoint(nil, "accounts", c.accountID, "zt_risk_scoring", id, "reset"),
+			permission: PermZeroTrustWrite,
+			unsafe:     true,
+			deadline:   deadline,
+		})
+		var amb *ambiguousError
+		if !errors.As(err, &amb) {
+			return c.resetDone(ctx, id, sentAfter, res, err)
+		}
+		result, err := c.settleReset(ctx, id, sentAfter, amb.err)
+		if err == nil || !errors.Is(err, ErrResetNotApplied) || !amb.retryable {
+			return result, err
+		}
+		// The read-back proved the attempt was not applied, so sending it
+		// again cannot reset twice.
+		wait := c.backoff(n)
+		if time.Now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		if serr := c.sleep(ctx, wait); serr != nil {
+			return nil, fmt.Errorf("%w (stopped waiting to retry: %w)", err, serr)
+		}
 	}
+}
+
+// resetDone completes a reset whose answer was clear: on success the user
+// is read back to verify it.
+func (c *Client) resetDone(ctx context.Context, id string, sentAfter time.Time, res *response, err error) (*ResetResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resetting the risk score of %s: %w", id, err)
 	}

@@ -81,7 +81,9 @@ func TestResetWithoutPIIReadSucceedsUnverified(t *testing.T) {
 }
 
 // TestAmbiguousResetIsSettledByReading covers answers after which Cloudflare
-// may have reset: the POST is never repeated, and last_reset_time decides.
+// may have reset: last_reset_time decides, and the POST is repeated only
+// when the read-back proved it was not applied and the failure is one worth
+// retrying (502, 503, 504, a dropped connection).
 func TestAmbiguousResetIsSettledByReading(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -92,6 +94,8 @@ func TestAmbiguousResetIsSettledByReading(t *testing.T) {
 		// fake's clock trails ours.
 		earlier time.Duration
 		skew    time.Duration
+		// retried: not applied, so sent again; the second attempt succeeds.
+		retried bool
 	}{
 		{name: "502 applied", fault: cfapitest.Fault{Status: http.StatusBadGateway, ApplyFirst: true}},
 		{name: "500 applied", fault: cfapitest.Fault{Status: http.StatusInternalServerError, ApplyFirst: true}},
@@ -101,11 +105,13 @@ func TestAmbiguousResetIsSettledByReading(t *testing.T) {
 		{name: "html 502 applied", fault: cfapitest.Fault{Status: http.StatusBadGateway, Body: htmlPage, Header: htmlHeader, OffSpec: true, ApplyFirst: true}},
 		{name: "200 truncated applied", fault: cfapitest.Fault{Status: http.StatusOK, Body: `{"success":tr`, OffSpec: true, ApplyFirst: true}},
 		{name: "502 applied, server clock behind", fault: cfapitest.Fault{Status: http.StatusBadGateway, ApplyFirst: true}, skew: 1500 * time.Millisecond},
-		{name: "502 not applied", fault: cfapitest.Fault{Status: http.StatusBadGateway}, wantErr: &APIError{}},
-		{name: "502 not applied, earlier reset", fault: cfapitest.Fault{Status: http.StatusBadGateway}, wantErr: &APIError{}, earlier: time.Hour},
-		{name: "502 not applied, reset 3s before", fault: cfapitest.Fault{Status: http.StatusBadGateway}, wantErr: &APIError{}, earlier: 3 * time.Second},
-		{name: "503 not applied", fault: cfapitest.Fault{Status: http.StatusServiceUnavailable}, wantErr: &APIError{}},
-		{name: "connection dropped not applied", fault: cfapitest.Fault{CloseConn: true}},
+		{name: "502 not applied", fault: cfapitest.Fault{Status: http.StatusBadGateway}, retried: true},
+		{name: "502 not applied, earlier reset", fault: cfapitest.Fault{Status: http.StatusBadGateway}, earlier: time.Hour, retried: true},
+		{name: "502 not applied, reset 3s before", fault: cfapitest.Fault{Status: http.StatusBadGateway}, earlier: 3 * time.Second, retried: true},
+		{name: "503 not applied", fault: cfapitest.Fault{Status: http.StatusServiceUnavailable}, retried: true},
+		{name: "connection dropped not applied", fault: cfapitest.Fault{CloseConn: true}, retried: true},
+		{name: "500 not applied", fault: cfapitest.Fault{Status: http.StatusInternalServerError}, wantErr: &APIError{}},
+		{name: "500 not applied, earlier reset", fault: cfapitest.Fault{Status: http.StatusInternalServerError}, wantErr: &APIError{}, earlier: time.Hour},
 		{name: "timeout not applied", fault: cfapitest.Fault{Hang: true}, timeout: 300 * time.Millisecond, wantErr: context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
@@ -128,13 +134,26 @@ func TestAmbiguousResetIsSettledByReading(t *testing.T) {
 
 			res, err := f.client.ResetRiskScore(ctx, aliceID)
 
-			if calls := f.fake.Calls(cfapitest.OpResetRisk); calls != 1 {
-				t.Errorf("reset sent %d times, want exactly once", calls)
+			wantCalls := 1
+			if tt.retried {
+				wantCalls = 2 // and one read to settle, one to verify
 			}
-			if f.fake.Calls(cfapitest.OpGetUserRisk) != 1 {
-				t.Errorf("outcome read %d times, want once", f.fake.Calls(cfapitest.OpGetUserRisk))
+			if calls := f.fake.Calls(cfapitest.OpResetRisk); calls != wantCalls {
+				t.Errorf("reset sent %d times, want %d", calls, wantCalls)
+			}
+			if reads := f.fake.Calls(cfapitest.OpGetUserRisk); reads != wantCalls {
+				t.Errorf("outcome read %d times, want %d", reads, wantCalls)
 			}
 			assertNoSecrets(t, err)
+			if tt.retried {
+				if err != nil || !res.Verified || res.Ambiguous {
+					t.Fatalf("ResetRiskScore = %+v, %v; want a verified reset on the second attempt", res, err)
+				}
+				if n := f.fake.Resets(aliceID); n != 1 {
+					t.Errorf("%d resets, want 1", n)
+				}
+				return
+			}
 			applied := tt.fault.ApplyFirst
 			if applied {
 				if err != nil {
@@ -267,5 +286,25 @@ func TestGetUserRiskOfUnknownUser(t *testing.T) {
 	}
 	if calls := f.fake.Calls(cfapitest.OpGetUserRisk); calls != 1 {
 		t.Errorf("%d calls, want 1: a 404 is not retried", calls)
+	}
+}
+
+// A reset that keeps failing with 503, each time proved not applied, is
+// sent again only within the retry budget, and ends as not applied.
+func TestResetNotAppliedRetriesWithinBudget(t *testing.T) {
+	f := newFixture(t, nil, WithRetryBudget(50*time.Millisecond), WithBackoff(5*time.Millisecond, 10*time.Millisecond))
+	for range 100 {
+		f.fake.Inject(cfapitest.OpResetRisk, cfapitest.Fault{Status: http.StatusServiceUnavailable})
+	}
+	_, err := f.client.ResetRiskScore(testContext(t), aliceID)
+	if !errors.Is(err, ErrResetNotApplied) {
+		t.Fatalf("error %v, want ErrResetNotApplied", err)
+	}
+	calls := f.fake.Calls(cfapitest.OpResetRisk)
+	if calls < 2 || calls > 20 {
+		t.Errorf("reset sent %d times; want a few retries bounded by the 50ms budget", calls)
+	}
+	if n := f.fake.Resets(aliceID); n != 0 {
+		t.Errorf("%d resets, want 0", n)
 	}
 }
