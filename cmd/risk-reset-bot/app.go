@@ -31,6 +31,7 @@ type appOptions struct {
 	cfOptions     []cloudflare.Option
 	listening     func(addr string)
 	redisPrefix   string
+	pingTimeout   time.Duration
 }
 
 func withClock(now func() time.Time) option { return func(o *appOptions) { o.now = now } }
@@ -46,6 +47,9 @@ func withCloudflareOptions(opts ...cloudflare.Option) option {
 // withRedisPrefix namespaces Redis keys, so tests sharing one Redis do not
 // see each other's requests.
 func withRedisPrefix(p string) option { return func(o *appOptions) { o.redisPrefix = p } }
+
+// withPingTimeout shortens how long the bot waits for Slack's ping.
+func withPingTimeout(d time.Duration) option { return func(o *appOptions) { o.pingTimeout = d } }
 
 // withListening reports the address the health and metrics server bound,
 // for tests that ask for port 0.
@@ -90,8 +94,8 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 		BotToken: cfg.SlackBotToken, AppToken: cfg.SlackAppToken, APIURL: cfg.SlackAPIURL,
 		AuditChannelID: cfg.AuditChannelID, RequestTTL: cfg.RequestTTL, SweepInterval: o.sweepInterval,
 		RequiredApprovals: cfg.RequiredApprovals, RequireReason: cfg.RequireReason,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		HTTPClient:      &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(http.DefaultTransport)},
+		ShutdownTimeout: cfg.ShutdownTimeout, PingTimeout: o.pingTimeout,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(http.DefaultTransport)},
 	}
 	policy := authz.New(authz.Config{
 		Requesters: cfg.RequesterIDs, Approvers: cfg.ApproverIDs, Channels: cfg.AllowedChannelIDs,

@@ -39,13 +39,7 @@ func startApprovals(t *testing.T, opts ...harnessOption) approvalsHarness {
 // (trigger_id expiry above all) follow clock, so a test can age a trigger
 // between the command and the bot's views.open.
 func withSlackOnClock(clock *fakeClock) harnessOption {
-	return func(h *harness) {
-		h.slack = slackfake.New(h.t, slackfake.WithClock(clock.Now))
-		h.env["SLACK_BOT_TOKEN"] = h.slack.BotToken()
-		h.env["SLACK_APP_TOKEN"] = h.slack.AppToken()
-		h.env["SLACK_API_URL"] = h.slack.APIURL()
-		h.seed()
-	}
+	return withSlackOptions(slackfake.WithClock(clock.Now))
 }
 
 // openCard opens a request by requester for target (an email) and waits

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,34 +26,14 @@ func startFaults(t *testing.T, cfOpts ...cloudflare.Option) faultHarness {
 	return h
 }
 
-// startWith is harness.start with extra Cloudflare client options: start
-// fixes its run options, and some faults need a short HTTP timeout, retry
-// budget or a transport of their own.
+// startWith starts the bot with extra Cloudflare client options: some
+// faults need a short HTTP timeout, retry budget or a transport of their
+// own.
 func (h faultHarness) startWith(cfOpts ...cloudflare.Option) {
 	h.t.Helper()
-	var environ []string
-	for k, v := range h.env {
-		if v != "" {
-			environ = append(environ, k+"="+v)
-		}
-	}
-	opts := append([]cloudflare.Option{cloudflare.WithBackoff(time.Millisecond, 5*time.Millisecond), cloudflare.WithRetryBudget(2 * time.Second)}, cfOpts...)
-	runCtx, stop := context.WithCancel(context.Background())
-	h.stop = stop
-	h.done = make(chan error, 1)
-	h.addr = make(chan string, 1)
-	go func() {
-		h.done <- run(runCtx, nil, environ, h.logs,
-			withListening(func(a string) { h.addr <- a }),
-			withClock(h.clock.Now),
-			withSweepInterval(10*time.Millisecond),
-			withCloudflareOptions(opts...),
-		)
-	}()
-	h.t.Cleanup(h.shutdown)
-	if err := h.slack.WaitConnected(h.ctx, 1); err != nil {
-		h.t.Fatalf("bot did not connect to Socket Mode: %v\nlogs:\n%s", err, h.logs.String())
-	}
+	// Applied after the harness's own Cloudflare options, so these win.
+	h.runOptions = append(h.runOptions, withCloudflareOptions(cfOpts...))
+	h.start()
 }
 
 // settled is how a request ended, as people see it.

@@ -209,3 +209,26 @@ func TestHealthcheckSubcommandAgainstARunningBot(t *testing.T) {
 		t.Error("healthcheck succeeded after the bot stopped")
 	}
 }
+
+func TestMissingPingsRebuildTheConnection(t *testing.T) {
+	h := newHarness(t,
+		withSlackOptions(slackfake.WithPingInterval(20*time.Millisecond)),
+		withRunOptions(withPingTimeout(200*time.Millisecond)))
+	h.start()
+	if err := h.logs.waitLog(h.ctx, 1, connectedLogs); err != nil {
+		t.Fatal(err)
+	}
+	h.slack.StopPings()
+	// The bot notices the silence and connects again.
+	if err := h.logs.waitLog(h.ctx, 2, connectedLogs); err != nil {
+		t.Fatal(err)
+	}
+	h.slack.ResumePings()
+	if err := h.slack.WaitConnected(h.ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	h.command(analyst, channelOps, aliceEmail+" travel")
+	card := h.card(channelOps, aliceID)
+	h.click(lead, card, "risk_reset_approve")
+	h.threadReply(card, "Done")
+}

@@ -142,6 +142,23 @@ type harnessOption func(*harness)
 // withEnv sets (or, with an empty value, removes) an environment variable.
 func withEnv(k, v string) harnessOption { return func(h *harness) { h.env[k] = v } }
 
+// withSlackOptions rebuilds the fake Slack with options (a clock, a ping
+// interval) and points the bot at it.
+func withSlackOptions(opts ...slackfake.Option) harnessOption {
+	return func(h *harness) {
+		h.slack = slackfake.New(h.t, opts...)
+		h.env["SLACK_BOT_TOKEN"] = h.slack.BotToken()
+		h.env["SLACK_APP_TOKEN"] = h.slack.AppToken()
+		h.env["SLACK_API_URL"] = h.slack.APIURL()
+		h.seed()
+	}
+}
+
+// withRunOptions adds wiring options to every replica the harness starts.
+func withRunOptions(opts ...option) harnessOption {
+	return func(h *harness) { h.runOptions = append(h.runOptions, opts...) }
+}
+
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
