@@ -60,7 +60,7 @@ func (b *Bot) handleClick(ctx context.Context, c click) {
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("reading the request failed")
-		tell(":warning: Risk reset is temporarily unavailable (its request store failed). Nothing was changed.")
+		tell(storeUnavailableText)
 		return
 	}
 	req = b.adoptCard(ctx, log, req, c)
@@ -210,7 +210,7 @@ func (b *Bot) authorizeClick(ctx context.Context, log zerolog.Logger, err error,
 		return false
 	}
 	log.Error().Err(err).Msg("could not check the clicker's permission")
-	tell(":warning: I could not check your permission (Slack user-group lookup failed). Nothing was changed; try again in a minute.")
+	tell(checkFailedText)
 	return false
 }
 
@@ -231,7 +231,7 @@ func (b *Bot) clickLost(ctx context.Context, log zerolog.Logger, cur *request.Re
 		tell(decidedText(decided))
 	default:
 		log.Error().Err(err).Msg("recording the decision failed")
-		tell(":warning: Risk reset is temporarily unavailable (its request store failed). Nothing was changed.")
+		tell(storeUnavailableText)
 	}
 }
 

@@ -185,8 +185,11 @@ func (b *Bot) Run(ctx context.Context) error {
 	defer stopSocket()
 	smErr := make(chan error, 1)
 	go func() { smErr <- b.sm.RunContext(smCtx) }()
+	// The sweeper stops with ctx, or when Run fails.
+	sweepCtx, stopSweeping := context.WithCancel(ctx)
+	defer stopSweeping()
 	sweeping := make(chan struct{})
-	go func() { b.sweepExpired(ctx); close(sweeping) }()
+	go func() { b.sweepExpired(sweepCtx); close(sweeping) }()
 
 	for {
 		select {

@@ -123,7 +123,7 @@ func (b *Bot) refuseCommand(ctx context.Context, log zerolog.Logger, o origin, e
 	if !ok {
 		b.countCommand("failed")
 		log.Error().Err(err).Msg("could not check the requester's permission")
-		tell(":warning: I could not check your permission (a Slack lookup failed). Nothing was changed; try again in a minute.")
+		tell(checkFailedText)
 		return
 	}
 	b.countCommand("denied")
@@ -140,7 +140,7 @@ func (b *Bot) tellCreateFailed(ctx context.Context, log zerolog.Logger, err erro
 	if !ok {
 		b.countCommand("failed")
 		log.Error().Err(err).Msg("storing the request failed")
-		tell(":warning: Risk reset is temporarily unavailable (its request store failed). Nothing was changed.")
+		tell(storeUnavailableText)
 		return
 	}
 	b.countCommand("duplicate")
@@ -181,11 +181,12 @@ func (b *Bot) countCommand(result string) { b.metrics.Commands.WithLabelValues(r
 // abandon ends a request that never reached its card, so it does not
 // block the target as a phantom pending request.
 func (b *Bot) abandon(ctx context.Context, log zerolog.Logger, req *request.Request, why string) {
-	if _, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Abort(why, b.now()) }); err != nil {
+	ended, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Abort(why, b.now()) })
+	if err != nil {
 		log.Error().Err(err).Msg("ending the abandoned request failed")
 		return
 	}
-	b.auditLog(req, request.StatePending, "", "abandoned: "+why)
+	b.auditLog(ended, request.StatePending, req.Requester, "abandoned: "+why)
 }
 
 func approverHint(r *request.Request) string {

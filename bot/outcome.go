@@ -13,6 +13,12 @@ import (
 	"risk-reset-bot/request"
 )
 
+// Answers for failures a person cannot fix but can retry.
+const (
+	storeUnavailableText = ":warning: Risk reset is temporarily unavailable (its request store failed). Nothing was changed."
+	checkFailedText      = ":warning: I could not check your permission (a Slack lookup failed). Nothing was changed; try again in a minute."
+)
+
 // outcomeOf turns the Cloudflare client's answer into the outcome stored
 // with the request.
 func outcomeOf(res *cloudflare.ResetResult, err error, now time.Time) request.Outcome {
