@@ -130,7 +130,10 @@ func statusClass(resp *http.Response, err error) string {
 // maxSlackBody bounds how much of a Slack answer is read to find its error.
 const maxSlackBody = 1 << 20
 
-var slackErrorCode = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+var (
+	slackErrorCode  = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+	slackMethodName = regexp.MustCompile(`^[a-z]+(\.[a-zA-Z]+){1,3}$`)
+)
 
 // SlackTransport counts failed Slack Web API calls by method and error. It
 // reads Slack's JSON answer and hands the same bytes on.
@@ -159,7 +162,7 @@ func (m *Metrics) SlackTransport(next http.RoundTripper) http.RoundTripper {
 func slackMethod(r *http.Request) string {
 	i := strings.LastIndex(r.URL.Path, "/")
 	method := r.URL.Path[i+1:]
-	if !strings.Contains(r.URL.Path, "/api/") || !slackErrorCode.MatchString(strings.ReplaceAll(method, ".", "_")) {
+	if !strings.Contains(r.URL.Path, "/api/") || !slackMethodName.MatchString(method) {
 		return "response_url"
 	}
 	return method
