@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"net"
 	"os"
-	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,17 +12,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"risk-reset-bot/redisstore"
-	"risk-reset-bot/request"
+	"risk-reset-bot/request/storetest"
 )
 
-var t0 = time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+// Short names for the fixtures most used here.
+var t0 = storetest.T0
 
 const (
-	ttl       = 30 * time.Minute
+	ttl       = storetest.TTL
 	retention = time.Hour
-	requester = "UREQ"
-	leadA     = "ULEADA"
-	leadB     = "ULEADB"
 )
 
 func fixedClock() time.Time { return t0 }
@@ -117,84 +114,6 @@ func deadAddr(t *testing.T) string {
 		t.Fatalf("close listener: %v", err)
 	}
 	return addr
-}
-
-func draft(userID string, required int) request.Draft {
-	return request.Draft{
-		Requester:         requester,
-		ChannelID:         "CSOC",
-		Target:            request.Target{UserID: userID, Email: userID + "@example.com", Name: "Target " + userID},
-		Risk:              request.Risk{Level: "high", Events: 3},
-		Reason:            "false positive after travel",
-		RequiredApprovals: required,
-	}
-}
-
-// fullRequest has every field set, times with nanoseconds, so a field the
-// store drops or rounds shows up in a comparison.
-func fullRequest(userID string) *request.Request {
-	return &request.Request{
-		ID:                "req-" + userID,
-		Requester:         requester,
-		ChannelID:         "CSOC",
-		CardTS:            "1741082400.000100",
-		Target:            request.Target{UserID: userID, Email: userID + "@example.com", Name: "Target Ü " + userID},
-		Risk:              request.Risk{Level: "high", Events: 7, Unavailable: "events: timed out"},
-		Reason:            "false positive \"after\" travel\n<script>",
-		CreatedAt:         t0.Add(123456789 * time.Nanosecond),
-		ExpiresAt:         t0.Add(ttl + 987654321*time.Nanosecond),
-		RequiredApprovals: 2,
-		State:             request.StatePending,
-		Approvals: []request.Approval{
-			{By: leadA, At: t0.Add(time.Minute + time.Nanosecond)},
-			{By: leadB, At: t0.Add(2*time.Minute + 2*time.Nanosecond)},
-		},
-		DecidedBy: leadB,
-		DecidedAt: t0.Add(3*time.Minute + 3*time.Nanosecond),
-		Note:      "second opinion",
-		Outcome: &request.Outcome{
-			Verified: true,
-			Detail:   "risk score reset",
-			Code:     10000,
-			HTTP:     429,
-			CFRay:    "8f1e2d3c4b5a6978-AMS",
-			At:       t0.Add(4*time.Minute + 4*time.Nanosecond),
-		},
-	}
-}
-
-// zeroFields names the fields of v (a struct, followed through pointers
-// and slices) that hold their zero value.
-func zeroFields(v reflect.Value, path string) []string {
-	switch {
-	case v.Kind() == reflect.Pointer && !v.IsNil():
-		return zeroFields(v.Elem(), path)
-	case v.Kind() == reflect.Slice && v.Len() > 0:
-		var zero []string
-		for i := range v.Len() {
-			zero = append(zero, zeroFields(v.Index(i), path+"[]")...)
-		}
-		return zero
-	case v.Kind() == reflect.Struct && v.Type() != reflect.TypeFor[time.Time]():
-		var zero []string
-		for i := range v.NumField() {
-			zero = append(zero, zeroFields(v.Field(i), path+"."+v.Type().Field(i).Name)...)
-		}
-		return zero
-	case v.IsZero():
-		return []string{path}
-	}
-	return nil
-}
-
-func snapshot(r *request.Request) *request.Request {
-	c := *r
-	c.Approvals = append([]request.Approval(nil), r.Approvals...)
-	if r.Outcome != nil {
-		o := *r.Outcome
-		c.Outcome = &o
-	}
-	return &c
 }
 
 // gate is a client hook that holds the first n transactions at MULTI/EXEC

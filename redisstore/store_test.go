@@ -13,27 +13,28 @@ import (
 
 	"risk-reset-bot/redisstore"
 	"risk-reset-bot/request"
+	"risk-reset-bot/request/storetest"
 )
 
 // TestReplicasShareOnceOnlyApproval races approvals through two stores with
-// their own connections, as two replicas would receive the clicks.
+// their own connections, as two replicas would receive the storetest.Clicks.
 func TestReplicasShareOnceOnlyApproval(t *testing.T) {
 	tests := []struct {
 		name     string
 		required int
 		actor    func(i int) string
 	}{
-		{"self-confirm, same person clicking", 0, func(int) string { return requester }},
+		{"self-confirm, same person clicking", 0, func(int) string { return storetest.Requester }},
 		{"two approvals, distinct approvers", 2, func(i int) string { return fmt.Sprintf("ULEAD%02d", i) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			prefix := newPrefix(t)
-			r := request.New(draft("cf-user-1", tt.required), t0, ttl)
-			mustCreate(t, newStore(t, prefix, fixedClock), r)
-			g := newGate(t, clicks)
+			r := request.New(storetest.Draft("cf-user-1", tt.required), t0, ttl)
+			storetest.MustCreate(t, newStore(t, prefix, fixedClock), r)
+			g := newGate(t, storetest.Clicks)
 			a, b := newStore(t, prefix, fixedClock, g), newStore(t, prefix, fixedClock, g)
-			raceApprove(t, []request.Store{a, b}, r.ID, tt.required, tt.actor)
+			storetest.RaceApprove(t, []request.Store{a, b}, r.ID, tt.required, tt.actor)
 
 			stuck, err := b.StuckExecuting(context.Background(), t0.Add(time.Hour))
 			if err != nil || len(stuck) != 1 || stuck[0].ID != r.ID {
@@ -54,7 +55,7 @@ func TestReplicasCreateOnePendingPerTarget(t *testing.T) {
 		s := newStore(t, prefix, fixedClock, g)
 		wg.Go(func() {
 			<-start
-			d := draft("cf-user-1", 1)
+			d := storetest.Draft("cf-user-1", 1)
 			d.ID = fmt.Sprintf("req-%d", i)
 			results <- s.Create(context.Background(), request.New(d, t0, ttl))
 		})
@@ -115,55 +116,6 @@ func TestReplicasFirstDelivery(t *testing.T) {
 	}
 }
 
-func TestFirstDeliveryWithoutTTLRemembersNothing(t *testing.T) {
-	s := newStore(t, newPrefix(t), fixedClock)
-	for range 2 {
-		if first, err := s.FirstDelivery(context.Background(), "env-1", 0); !first || err != nil {
-			t.Errorf("FirstDelivery with no ttl = %v, %v; want true each time, as MemStore", first, err)
-		}
-	}
-}
-
-func TestStuckExecuting(t *testing.T) {
-	ctx := context.Background()
-	s := newStore(t, newPrefix(t), fixedClock)
-	approveAt := func(userID string, at time.Time) *request.Request {
-		r := request.New(draft(userID, 1), t0.Add(-time.Hour), 2*time.Hour)
-		mustCreate(t, s, r)
-		return mustUpdate(t, s, r.ID, func(r *request.Request) error { _, err := r.Approve(leadA, at); return err })
-	}
-	cutoff := t0.Add(500 * time.Microsecond)
-	old := approveAt("cf-old", t0.Add(-time.Hour))
-	justBefore := approveAt("cf-just-before", cutoff.Add(-time.Nanosecond))
-	approveAt("cf-at-cutoff", cutoff)
-	approveAt("cf-recent", cutoff.Add(time.Minute))
-	finished := approveAt("cf-finished", t0.Add(-time.Hour))
-	mustUpdate(t, s, finished.ID, func(r *request.Request) error { return r.Finish(request.Outcome{At: t0}, true) })
-	pending := request.New(draft("cf-pending", 1), t0.Add(-2*time.Hour), ttl)
-	mustCreate(t, s, pending)
-
-	stuck, err := s.StuckExecuting(ctx, cutoff)
-	if err != nil {
-		t.Fatalf("StuckExecuting: %v", err)
-	}
-	var ids []string
-	for _, r := range stuck {
-		ids = append(ids, r.ID)
-		if r.State != request.StateExecuting {
-			t.Errorf("StuckExecuting returned %s in state %q", r.ID, r.State)
-		}
-	}
-	slices.Sort(ids)
-	want := []string{old.ID, justBefore.ID}
-	slices.Sort(want)
-	if !slices.Equal(ids, want) {
-		t.Errorf("StuckExecuting ids = %v, want %v", ids, want)
-	}
-}
-
-// TestKeyLifetimes checks that Redis forgets what MemStore forgets: ended
-// requests after the retention, pending ones retention after they expire,
-// executing ones never until they are settled.
 func TestKeyLifetimes(t *testing.T) {
 	ctx := context.Background()
 	prefix := newPrefix(t)
@@ -180,8 +132,8 @@ func TestKeyLifetimes(t *testing.T) {
 	near := func(got, want time.Duration) bool { return got <= want && got > want-time.Minute }
 	const noExpiry, noKey = time.Duration(-1), time.Duration(-2)
 
-	r := request.New(draft("cf-user-1", 1), t0, ttl)
-	mustCreate(t, s, r)
+	r := request.New(storetest.Draft("cf-user-1", 1), t0, ttl)
+	storetest.MustCreate(t, s, r)
 	if got := expiresIn("req:" + r.ID); !near(got, ttl+retention) {
 		t.Errorf("pending request expires in %v, want %v (until expiry, then retention)", got, ttl+retention)
 	}
@@ -189,7 +141,10 @@ func TestKeyLifetimes(t *testing.T) {
 		t.Errorf("pending index expires in %v, want %v", got, ttl+retention)
 	}
 
-	mustUpdate(t, s, r.ID, func(r *request.Request) error { _, err := r.Approve(leadA, t0.Add(time.Minute)); return err })
+	storetest.MustUpdate(t, s, r.ID, func(r *request.Request) error {
+		_, err := r.Approve(storetest.LeadA, t0.Add(time.Minute))
+		return err
+	})
 	if got := expiresIn("req:" + r.ID); got != noExpiry {
 		t.Errorf("executing request expires in %v, want never", got)
 	}
@@ -197,17 +152,17 @@ func TestKeyLifetimes(t *testing.T) {
 		t.Errorf("pending index after approval has PTTL %v, want it deleted", got)
 	}
 
-	mustUpdate(t, s, r.ID, func(r *request.Request) error { return r.Finish(request.Outcome{At: t0}, false) })
+	storetest.MustUpdate(t, s, r.ID, func(r *request.Request) error { return r.Finish(request.Outcome{At: t0}, false) })
 	if got := expiresIn("req:" + r.ID); !near(got, retention) {
 		t.Errorf("failed request expires in %v, want %v", got, retention)
 	}
 
-	late := request.New(draft("cf-user-2", 1), t0.Add(-3*time.Hour), ttl)
-	mustCreate(t, s, late)
+	late := request.New(storetest.Draft("cf-user-2", 1), t0.Add(-3*time.Hour), ttl)
+	storetest.MustCreate(t, s, late)
 	if got := expiresIn("req:" + late.ID); !near(got, retention) {
 		t.Errorf("request created long past its expiry expires in %v, want %v", got, retention)
 	}
-	mustUpdate(t, s, late.ID, func(r *request.Request) error { return r.Expire(t0) })
+	storetest.MustUpdate(t, s, late.ID, func(r *request.Request) error { return r.Expire(t0) })
 	if got := expiresIn("req:" + late.ID); !near(got, retention) {
 		t.Errorf("expired request expires in %v, want %v", got, retention)
 	}
@@ -218,11 +173,11 @@ func TestKeyLayout(t *testing.T) {
 	prefix := newPrefix(t)
 	s := newStore(t, prefix, fixedClock)
 	admin := newClient(t)
-	a := request.New(draft("cf-user-a", 1), t0, ttl)
-	b := request.New(draft("cf-user-b", 1), t0, ttl)
-	mustCreate(t, s, a)
-	mustCreate(t, s, b)
-	mustUpdate(t, s, b.ID, func(r *request.Request) error { _, err := r.Approve(leadA, t0); return err })
+	a := request.New(storetest.Draft("cf-user-a", 1), t0, ttl)
+	b := request.New(storetest.Draft("cf-user-b", 1), t0, ttl)
+	storetest.MustCreate(t, s, a)
+	storetest.MustCreate(t, s, b)
+	storetest.MustUpdate(t, s, b.ID, func(r *request.Request) error { _, err := r.Approve(storetest.LeadA, t0); return err })
 	if _, err := s.FirstDelivery(ctx, "env-1", time.Minute); err != nil {
 		t.Fatalf("FirstDelivery: %v", err)
 	}
@@ -256,10 +211,10 @@ func TestListsSkipExpiredKeys(t *testing.T) {
 	prefix := newPrefix(t)
 	s := newStore(t, prefix, fixedClock)
 	admin := newClient(t)
-	gone := request.New(draft("cf-gone", 1), t0.Add(-time.Hour), ttl)
-	kept := request.New(draft("cf-kept", 1), t0.Add(-time.Hour), ttl)
-	mustCreate(t, s, gone)
-	mustCreate(t, s, kept)
+	gone := request.New(storetest.Draft("cf-gone", 1), t0.Add(-time.Hour), ttl)
+	kept := request.New(storetest.Draft("cf-kept", 1), t0.Add(-time.Hour), ttl)
+	storetest.MustCreate(t, s, gone)
+	storetest.MustCreate(t, s, kept)
 	if err := admin.Del(ctx, prefix+"req:"+gone.ID).Err(); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
@@ -271,7 +226,7 @@ func TestListsSkipExpiredKeys(t *testing.T) {
 	if n, err := s.CountPending(ctx); err != nil || n != 1 {
 		t.Errorf("CountPending after the listing = %d, %v; want 1", n, err)
 	}
-	if err := s.Create(ctx, request.New(draft("cf-gone", 1), t0, ttl)); err != nil {
+	if err := s.Create(ctx, request.New(storetest.Draft("cf-gone", 1), t0, ttl)); err != nil {
 		t.Errorf("Create for a target whose pending request expired = %v, want nil", err)
 	}
 }
@@ -283,8 +238,8 @@ func TestUpdateGivesUpUnderEndlessConflict(t *testing.T) {
 	prefix := newPrefix(t)
 	s := newStore(t, prefix, fixedClock)
 	admin := newClient(t)
-	r := request.New(draft("cf-user-1", 1), t0, ttl)
-	mustCreate(t, s, r)
+	r := request.New(storetest.Draft("cf-user-1", 1), t0, ttl)
+	storetest.MustCreate(t, s, r)
 	key := prefix + "req:" + r.ID
 	raw, err := admin.Get(ctx, key).Result()
 	if err != nil {
@@ -297,7 +252,7 @@ func TestUpdateGivesUpUnderEndlessConflict(t *testing.T) {
 		if err := admin.Set(ctx, key, raw, time.Hour).Err(); err != nil {
 			t.Errorf("SET: %v", err)
 		}
-		_, err := cur.Approve(leadA, t0.Add(time.Minute))
+		_, err := cur.Approve(storetest.LeadA, t0.Add(time.Minute))
 		return err
 	})
 	if !errors.Is(err, redisstore.ErrConflict) || got != nil {
@@ -306,7 +261,7 @@ func TestUpdateGivesUpUnderEndlessConflict(t *testing.T) {
 	if calls != 50 {
 		t.Errorf("fn ran %d times, want 50 attempts", calls)
 	}
-	if stored := mustGet(t, s, r.ID); stored.State != request.StatePending || len(stored.Approvals) != 0 {
+	if stored := storetest.MustGet(t, s, r.ID); stored.State != request.StatePending || len(stored.Approvals) != 0 {
 		t.Errorf("stored %+v after giving up, want it unchanged", stored)
 	}
 }
@@ -316,8 +271,8 @@ func TestFailedUpdateLeavesKeysUntouched(t *testing.T) {
 	prefix := newPrefix(t)
 	s := newStore(t, prefix, fixedClock)
 	admin := newClient(t)
-	r := request.New(draft("cf-user-1", 1), t0, ttl)
-	mustCreate(t, s, r)
+	r := request.New(storetest.Draft("cf-user-1", 1), t0, ttl)
+	storetest.MustCreate(t, s, r)
 	dump := func() map[string]string {
 		t.Helper()
 		keys, err := admin.Keys(ctx, prefix+"*").Result()
@@ -336,7 +291,7 @@ func TestFailedUpdateLeavesKeysUntouched(t *testing.T) {
 	}
 	before := dump()
 	_, err := s.Update(ctx, r.ID, func(r *request.Request) error {
-		if err := r.Reject(requester, "", t0); err != nil {
+		if err := r.Reject(storetest.Requester, "", t0); err != nil {
 			return err
 		}
 		return errors.New("boom")
@@ -366,7 +321,7 @@ func TestRedisDown(t *testing.T) {
 	if err := s.Ping(ctx); err == nil {
 		t.Error("Ping = nil, want an error")
 	}
-	r := request.New(draft("cf-user-1", 1), t0, ttl)
+	r := request.New(storetest.Draft("cf-user-1", 1), t0, ttl)
 	if err := s.Create(ctx, r); err == nil {
 		t.Error("Create = nil, want an error")
 	}

@@ -8,39 +8,22 @@ import (
 	"time"
 
 	"risk-reset-bot/request"
+	"risk-reset-bot/request/storetest"
 )
 
-var t0 = time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+// The fixtures of the store tests serve the request's own tests too.
+var (
+	t0       = storetest.T0
+	draft    = storetest.Draft
+	snapshot = storetest.Snapshot
+)
 
 const (
-	ttl       = 30 * time.Minute
-	requester = "UREQ"
-	leadA     = "ULEADA"
-	leadB     = "ULEADB"
+	ttl       = storetest.TTL
+	requester = storetest.Requester
+	leadA     = storetest.LeadA
+	leadB     = storetest.LeadB
 )
-
-func draft(userID string, required int) request.Draft {
-	return request.Draft{
-		Requester:         requester,
-		ChannelID:         "CSOC",
-		Target:            request.Target{UserID: userID, Email: userID + "@example.com", Name: "Target " + userID},
-		Risk:              request.Risk{Level: "high", Events: 3},
-		Reason:            "false positive after travel",
-		RequiredApprovals: required,
-	}
-}
-
-// snapshot deep-copies r without using Clone, so tests of Clone and of the
-// store's copying compare against something Clone cannot have shared.
-func snapshot(r *request.Request) *request.Request {
-	c := *r
-	c.Approvals = append([]request.Approval(nil), r.Approvals...)
-	if r.Outcome != nil {
-		o := *r.Outcome
-		c.Outcome = &o
-	}
-	return &c
-}
 
 func newRequest(t *testing.T, required int) *request.Request {
 	t.Helper()
