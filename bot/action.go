@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -116,7 +117,12 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 	if !b.authorizeClick(ctx, log, b.checkNotTarget(ctx, actor, req.Target), actor, tell) {
 		return
 	}
-	stale := b.staleApprovals(ctx, log, req)
+	stale, err := b.staleApprovals(ctx, log, req)
+	if err != nil {
+		log.Error().Err(err).Msg("could not re-check earlier approvals")
+		tell(checkFailedText)
+		return
+	}
 	var execute bool
 	updated, err := b.store.Update(ctx, req.ID, func(r *request.Request) error {
 		if err := r.RevokeApprovals(stale, b.now()); err != nil {
@@ -146,16 +152,20 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 
 // staleApprovals returns the earlier approvers of req who may no longer
 // approve (removed from the approvers' group since), so an approval
-// completing the quorum counts current rights only.
-func (b *Bot) staleApprovals(ctx context.Context, log zerolog.Logger, req *request.Request) []string {
+// completing the quorum counts current rights only. A lookup that fails is
+// an error, not a revocation: nobody loses an approval to a Slack outage.
+func (b *Bot) staleApprovals(ctx context.Context, log zerolog.Logger, req *request.Request) ([]string, error) {
 	var stale []string
 	for _, a := range req.Approvals {
-		if err := b.policy.CanApprove(ctx, a.By, req.Requester); err != nil {
+		err := b.policy.CanApprove(ctx, a.By, req.Requester)
+		if _, denied := authz.IsDenied(err); denied {
 			log.Info().Str("approver", a.By).Err(err).Msg("earlier approval no longer counts")
 			stale = append(stale, a.By)
+		} else if err != nil {
+			return nil, err
 		}
 	}
-	return stale
+	return stale, nil
 }
 
 func mentions(ids []string) string {
@@ -260,22 +270,51 @@ func (b *Bot) execute(ctx context.Context, log zerolog.Logger, req *request.Requ
 	auditTS, err := b.openAuditRecord(ctx, req)
 	if err != nil {
 		log.Error().Err(err).Msg("audit channel cannot be written; reset not run")
-		b.finishExecution(ctx, log, req, request.Outcome{At: b.now(), Detail: fmt.Sprintf(
-			"the audit channel %s cannot be written (%s), so the reset was not run: every reset must be on record. Invite the bot to that channel (or fix AUDIT_CHANNEL_ID), then run the command again.",
-			b.cfg.AuditChannelID, slackErrorCode(err))}, false, "")
+		b.finishExecution(ctx, log, req, request.Outcome{At: b.now(), Detail: auditProblem(b.cfg.AuditChannelID, err)}, execution{}, "")
 		return
 	}
 	res, resetErr := b.cf.ResetRiskScore(ctx, req.Target.UserID)
 	if resetErr != nil {
 		log.Error().Err(resetErr).Msg("cloudflare reset failed")
 	}
-	b.finishExecution(ctx, log, req, outcomeOf(res, resetErr, b.now()), resetErr == nil, auditTS)
+	b.finishExecution(ctx, log, req, outcomeOf(res, resetErr, b.now()), execution{ran: true, succeeded: resetErr == nil}, auditTS)
 }
 
+// auditProblem says why a reset did not run because its audit record could
+// not be written, and what to do about it.
+func auditProblem(channel string, err error) string {
+	code := slackErrorCode(err)
+	fix := "Invite the bot to that channel (or fix AUDIT_CHANNEL_ID), then run the command again."
+	switch code {
+	case "rate_limited", "timeout", "unavailable":
+		fix = "Slack did not take the record in time; run the command again in a few minutes."
+	}
+	return fmt.Sprintf("the audit channel %s cannot be written (%s), so the reset was not run: every reset must be on record. %s", channel, code, fix)
+}
+
+// execution says what happened to a reset: whether it was sent at all, and
+// whether it succeeded.
+type execution struct{ ran, succeeded bool }
+
+func (e execution) label() string {
+	switch {
+	case e.succeeded:
+		return "succeeded"
+	case !e.ran:
+		return "not_run"
+	}
+	return "failed"
+}
+
+// outcomeTimeout bounds recording and showing an outcome. It starts after
+// the reset returns, so a slow reset cannot leave no time to tell about it.
+const outcomeTimeout = 2 * time.Minute
+
 // finishExecution records the outcome of an executing request and shows it.
-func (b *Bot) finishExecution(ctx context.Context, log zerolog.Logger, req *request.Request, o request.Outcome, succeeded bool, auditTS string) {
-	b.metrics.Resets.WithLabelValues(resetResult(succeeded, auditTS, b.cfg.AuditChannelID), metrics.CFCode(o.Code)).Inc()
-	done, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Finish(o, succeeded) })
+func (b *Bot) finishExecution(ctx context.Context, log zerolog.Logger, req *request.Request, o request.Outcome, e execution, auditTS string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
+	defer cancel()
+	done, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Finish(o, e.succeeded) })
 	if errors.Is(err, request.ErrNotExecuting) {
 		// Another replica settled it first and showed the outcome.
 		log.Info().Str("state", string(done.State)).Msg("outcome already recorded elsewhere")
@@ -286,8 +325,9 @@ func (b *Bot) finishExecution(ctx context.Context, log zerolog.Logger, req *requ
 		// we know so the outcome is not lost with the store.
 		log.Error().Err(err).Msg("recording the outcome failed")
 		done = req.Clone()
-		_ = done.Finish(o, succeeded)
+		_ = done.Finish(o, e.succeeded)
 	}
+	b.metrics.Resets.WithLabelValues(e.label(), metrics.CFCode(o.Code)).Inc()
 	b.finishVisibly(ctx, log, done, request.StateExecuting, req.DecidedBy, auditTS)
 }
 
@@ -315,7 +355,7 @@ func (b *Bot) refreshCard(ctx context.Context, log zerolog.Logger, r *request.Re
 		return
 	}
 	_, _, _, err := b.api.UpdateMessageContext(ctx, r.ChannelID, r.CardTS,
-		slack.MsgOptionText(cardText(r), false),
+		slack.MsgOptionText(cardText(r), true),
 		slack.MsgOptionBlocks(cardBlocks(r, b.cardView(r))...))
 	if err != nil {
 		log.Error().Err(err).Msg("updating the card failed")
@@ -348,16 +388,4 @@ func (b *Bot) approversText(r *request.Request) string {
 		text += " (" + joinOr(who) + ")"
 	}
 	return text + fmt.Sprintf(". <@%s> may cancel.", r.Requester)
-}
-
-// resetResult labels a finished execution: a reset that never ran because
-// the audit channel could not be written is "not_run".
-func resetResult(succeeded bool, auditTS, auditChannel string) string {
-	switch {
-	case succeeded:
-		return "succeeded"
-	case auditChannel != "" && auditTS == "":
-		return "not_run"
-	}
-	return "failed"
 }

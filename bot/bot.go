@@ -56,6 +56,12 @@ type Config struct {
 	// StuckAfter is how long a request may stay executing before another
 	// replica settles it as stopped mid-reset; it exceeds HandlerTimeout.
 	StuckAfter time.Duration
+	// SharedStore says the request store outlives this process and is
+	// shared with other replicas (Redis). Then a stopping bot leaves
+	// pending requests to the others and closes its Socket Mode connection
+	// at once, so Slack sends new work elsewhere; with a store of its own,
+	// it ends its pending requests visibly instead.
+	SharedStore bool
 	// PingTimeout is how long the bot waits for Slack's ping before it
 	// rebuilds the connection.
 	PingTimeout time.Duration
@@ -138,8 +144,10 @@ func New(cfg Config, d Deps) *Bot {
 }
 
 // NewSlackClient returns the Web API client the bot uses: rate limits
-// (HTTP 429) are waited out as Slack's Retry-After says, bounded by the
-// caller's context.
+// (HTTP 429) are waited out as Slack's Retry-After says. The retry count is
+// high on purpose: the caller's context is the real bound, so a burst into
+// one channel (Slack allows about a message a second) queues rather than
+// fails.
 func NewSlackClient(cfg Config) *slack.Client {
 	cfg.setDefaults()
 	return slack.New(cfg.BotToken,
@@ -147,7 +155,7 @@ func NewSlackClient(cfg Config) *slack.Client {
 		slack.OptionAppLevelToken(cfg.AppToken),
 		slack.OptionHTTPClient(cfg.HTTPClient),
 		slack.OptionRetryConfig(slack.RetryConfig{
-			MaxRetries:         8,
+			MaxRetries:         1000,
 			RetryAfterDuration: 2 * time.Second,
 			RetryAfterJitter:   250 * time.Millisecond,
 			BackoffInitial:     200 * time.Millisecond,
@@ -194,7 +202,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if b.cfg.SharedStore {
+				stopSocket()
+			}
 			b.drain(sweeping)
+			if !b.cfg.SharedStore {
+				b.retirePending()
+			}
 			return nil
 		case err := <-smErr:
 			b.connected.Store(false)
@@ -279,13 +293,13 @@ func (b *Bot) dispatch(ctx context.Context, evt socketmode.Event) error {
 			return nil
 		}
 		b.ackRaw(evt.Request, nil)
-		b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleCommand(ctx, cmd, parsed) })
+		b.spawn(ctx, evt.Request, cmd.ResponseURL, func(ctx context.Context) { b.handleCommand(ctx, cmd, parsed) })
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)
 		switch {
 		case ok && cb.Type == slack.InteractionTypeBlockActions:
 			b.ackRaw(evt.Request, nil)
-			b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleBlockActions(ctx, cb) })
+			b.spawn(ctx, evt.Request, cb.ResponseURL, func(ctx context.Context) { b.handleBlockActions(ctx, cb) })
 		case ok && cb.Type == slack.InteractionTypeViewSubmission:
 			// Form errors go back in the ack, which keeps the modal open.
 			if errs := viewSubmissionAck(cb); errs != nil {
@@ -293,7 +307,7 @@ func (b *Bot) dispatch(ctx context.Context, evt socketmode.Event) error {
 				return nil
 			}
 			b.ackRaw(evt.Request, nil)
-			b.spawn(ctx, evt.Request, func(ctx context.Context) { b.handleViewSubmission(ctx, cb) })
+			b.spawn(ctx, evt.Request, "", func(ctx context.Context) { b.handleViewSubmission(ctx, cb) })
 		default:
 			b.ackRaw(evt.Request, nil)
 		}
@@ -381,12 +395,18 @@ func ephemeralAck(text string) map[string]any {
 
 // spawn runs fn after the ack, once per envelope, with bounded concurrency
 // and a recover so one bad payload cannot take the bot down.
-func (b *Bot) spawn(ctx context.Context, req *socketmode.Request, fn func(context.Context)) {
+//
+// responseURL is where to say "restarting" if the bot stops before the
+// work starts; acked work never vanishes without a word.
+func (b *Bot) spawn(ctx context.Context, req *socketmode.Request, responseURL string, fn func(context.Context)) {
 	b.inflight.Add(1)
 	go func() {
 		defer b.inflight.Done()
+		defer b.recovered(b.log, func(string) {})
 		if req != nil && req.EnvelopeID != "" {
-			first, err := b.store.FirstDelivery(ctx, req.EnvelopeID, time.Hour)
+			checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			first, err := b.store.FirstDelivery(checkCtx, req.EnvelopeID, time.Hour)
+			cancel()
 			if err != nil {
 				b.log.Error().Err(err).Str("envelope_id", req.EnvelopeID).Msg("checking envelope redelivery")
 			}
@@ -399,6 +419,9 @@ func (b *Bot) spawn(ctx context.Context, req *socketmode.Request, fn func(contex
 		case b.sem <- struct{}{}:
 			defer func() { <-b.sem }()
 		case <-ctx.Done():
+			tellCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			b.ephemeral(tellCtx, b.log, responseURL, restartingText)
 			return
 		}
 		// Handlers finish what they started (a reset and its outcome) even

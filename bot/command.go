@@ -158,7 +158,7 @@ func (b *Bot) tellCreateFailed(ctx context.Context, log zerolog.Logger, err erro
 // reports whether the card was posted.
 func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Request, tell func(string)) bool {
 	_, ts, err := b.api.PostMessageContext(ctx, req.ChannelID,
-		slack.MsgOptionText(cardText(req), false),
+		slack.MsgOptionText(cardText(req), true),
 		slack.MsgOptionBlocks(cardBlocks(req, b.cardView(req))...))
 	if err != nil {
 		log.Error().Err(err).Msg("posting the card failed")

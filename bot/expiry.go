@@ -60,7 +60,10 @@ func (b *Bot) ExpireDue(ctx context.Context) {
 // expire moves one request to expired and makes that visible; whoever
 // wins the store's compare-and-set does the telling, so it is told once.
 func (b *Bot) expire(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
+	defer cancel()
 	log := logging.WithRequestID(b.log, id)
+	defer b.recovered(log, func(string) {})
 	r, err := b.store.Update(ctx, id, func(r *request.Request) error { return r.Expire(b.now()) })
 	if errors.Is(err, request.ErrNotExpired) {
 		return

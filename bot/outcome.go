@@ -30,11 +30,11 @@ func outcomeOf(res *cloudflare.ResetResult, err error, now time.Time) request.Ou
 		case res.Ambiguous:
 			o.Detail = "Cloudflare's answer was unclear, so the bot read the user back: the reset is in place."
 		case !res.Verified:
-			o.Detail = "Cloudflare accepted the reset; it could not be read back (the token lacks Zero Trust PII Read)."
+			o.Detail = "Cloudflare accepted the reset, but " + unverifiedWhy(res.VerifyErr)
 		}
 		return o
 	}
-	o.Detail = cloudflareProblem(err)
+	o.Detail = cloudflareProblem(err, "the reset")
 	if apiErr, ok := errors.AsType[*cloudflare.APIError](err); ok {
 		o.HTTP, o.CFRay = apiErr.StatusCode, apiErr.CFRay
 		if len(apiErr.Errors) > 0 {
@@ -47,9 +47,23 @@ func outcomeOf(res *cloudflare.ResetResult, err error, now time.Time) request.Ou
 	return o
 }
 
+// unverifiedWhy says why an accepted reset could not be confirmed.
+func unverifiedWhy(err error) string {
+	if _, ok := errors.AsType[*cloudflare.PermissionError](err); ok {
+		return "it could not be read back (the token lacks Zero Trust PII Read)."
+	}
+	switch {
+	case err == nil:
+		return "it could not be read back."
+	case errors.Is(err, cloudflare.ErrResetNotVisible):
+		return "reading the user back still shows the previous reset time; check the user in Cloudflare."
+	}
+	return "reading the user back failed (" + cloudflareProblem(err, "the read-back") + ")"
+}
+
 // cloudflareProblem says in plain words what went wrong with Cloudflare.
 // It is built from typed errors only, so no header or secret can leak in.
-func cloudflareProblem(err error) string {
+func cloudflareProblem(err error, what string) string {
 	// What is known of the reset's fate comes first: that is what people
 	// act on. The HTTP details follow from the wrapped *APIError.
 	switch {
@@ -67,7 +81,7 @@ func cloudflareProblem(err error) string {
 		return "Cloudflare kept rate-limiting the bot (HTTP 429)" + rayNote(rl.Err) + "; nothing was changed. Try again in a few minutes."
 	}
 	if apiErr, ok := errors.AsType[*cloudflare.APIError](err); ok {
-		return fmt.Sprintf("Cloudflare refused the reset (HTTP %d: %s)%s.", apiErr.StatusCode, apiErrorList(apiErr), rayNote(apiErr))
+		return fmt.Sprintf("Cloudflare refused %s (HTTP %d: %s)%s.", what, apiErr.StatusCode, apiErrorList(apiErr), rayNote(apiErr))
 	}
 	if bodyErr, ok := errors.AsType[*cloudflare.BodyError](err); ok {
 		ray := ""
@@ -77,12 +91,12 @@ func cloudflareProblem(err error) string {
 		return fmt.Sprintf("Cloudflare sent an unreadable answer (HTTP %d, %s%s).", bodyErr.StatusCode, bodyErr.Reason, ray)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return "the call to Cloudflare timed out and the reset could not be confirmed."
+		return "the call to Cloudflare timed out, so " + what + " could not be confirmed."
 	}
 	if errors.Is(err, cloudflare.ErrInvalidUserID) {
 		return "the Cloudflare user ID is not valid."
 	}
-	return "Cloudflare could not be reached or did not confirm the reset."
+	return "Cloudflare could not be reached or did not confirm " + what + "."
 }
 
 // statusNote describes the HTTP answer behind err, if there was one.
@@ -151,7 +165,7 @@ func resolveMessage(err error) string {
 	if apiErr, ok := errors.AsType[*cloudflare.APIError](err); ok && apiErr.StatusCode == 404 {
 		return fmt.Sprintf("Cloudflare has no risk-scoring record for user `%s`. Nothing was changed.", what)
 	}
-	return "I could not look up " + what + ": " + cloudflareProblem(err) + " Nothing was changed."
+	return "I could not look up " + what + ": " + escape(cloudflareProblem(err, "the lookup")) + " Nothing was changed."
 }
 
 // slackProblem says in plain words what a person can do about a failed

@@ -27,7 +27,10 @@ func (b *Bot) settleStuck(ctx context.Context) {
 }
 
 func (b *Bot) settle(ctx context.Context, r *request.Request) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
+	defer cancel()
 	log := logging.WithRequestID(b.log, r.ID)
+	defer b.recovered(log, func(string) {})
 	log.Warn().Time("executing_since", r.DecidedAt).Msg("settling a reset left executing by a stopped replica")
 	o := request.Outcome{At: b.now()}
 	risk, err := b.cf.GetUserRisk(ctx, r.Target.UserID)
@@ -35,12 +38,12 @@ func (b *Bot) settle(ctx context.Context, r *request.Request) {
 	switch {
 	case err != nil:
 		o.Detail = "the bot running this reset stopped, and Cloudflare could not be asked whether it happened (" +
-			cloudflareProblem(err) + ") Check the user's risk score in Cloudflare before asking again."
+			cloudflareProblem(err, "the read-back") + ") Check the user's risk score in Cloudflare before asking again."
 	case risk.LastResetTime != nil && !risk.LastResetTime.Before(r.DecidedAt.Add(-clockSkew)):
 		succeeded, o.Verified = true, true
 		o.Detail = "The bot running it stopped; Cloudflare shows the reset in place."
 	default:
 		o.Detail = "the bot running this reset stopped before Cloudflare applied it; nothing was changed. Run the command again."
 	}
-	b.finishExecution(ctx, log, r, o, succeeded, "")
+	b.finishExecution(ctx, log, r, o, execution{ran: true, succeeded: succeeded}, "")
 }

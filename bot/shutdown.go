@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"risk-reset-bot/internal/logging"
+	"risk-reset-bot/request"
+
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 )
@@ -37,5 +40,30 @@ func (b *Bot) refuseWhileDraining(evt socketmode.Event) {
 		b.ackBadMessage(evt)
 	default:
 		b.ackRaw(evt.Request, nil)
+	}
+}
+
+// retireText ends the requests a stopping bot with its own store leaves.
+const retireText = "the bot restarted before anyone decided, so this request ended; nothing was changed. Run `/risk-reset` again if the reset is still needed."
+
+// retirePending ends every pending request visibly when the bot stops and
+// nobody else will carry them on (the store is this process's memory):
+// their buttons go, and the thread and audit channel say why.
+func (b *Bot) retirePending() {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
+	defer cancel()
+	pending, err := b.store.DuePending(ctx, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		b.log.Error().Err(err).Msg("listing pending requests to end them failed")
+		return
+	}
+	for _, r := range pending {
+		log := logging.WithRequestID(b.log, r.ID)
+		ended, err := b.store.Update(ctx, r.ID, func(r *request.Request) error { return r.Abort(retireText, b.now()) })
+		if err != nil {
+			log.Error().Err(err).Msg("ending a pending request at stop failed")
+			continue
+		}
+		b.finishVisibly(ctx, log, ended, request.StatePending, "", "")
 	}
 }

@@ -30,6 +30,9 @@ var (
 	// ErrResetOutcomeUnknown means a reset request failed ambiguously and
 	// its outcome could not be read back either.
 	ErrResetOutcomeUnknown = errors.New("cloudflare: the outcome of the risk score reset is unknown")
+	// ErrResetNotVisible is the VerifyErr of an accepted reset whose
+	// read-back still shows an earlier last_reset_time.
+	ErrResetNotVisible = errors.New("cloudflare: last_reset_time does not show the reset")
 	// ErrNotSent means Cloudflare could not be reached at all: the request
 	// was surely never sent, so nothing changed.
 	ErrNotSent = errors.New("cloudflare could not be reached (the request was not sent)")

@@ -114,7 +114,7 @@ func (c *Client) resetDone(ctx context.Context, id string, sentAfter time.Time, 
 	}
 	result.Verified = resetSince(risk.LastResetTime, sentAfter)
 	if !result.Verified {
-		result.VerifyErr = fmt.Errorf("cloudflare: last_reset_time %s is before the reset was sent", formatTime(risk.LastResetTime))
+		result.VerifyErr = fmt.Errorf("%w: last_reset_time %s is before the reset was sent", ErrResetNotVisible, formatTime(risk.LastResetTime))
 	}
 	return result, nil
 }

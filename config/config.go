@@ -126,7 +126,7 @@ type rawEnv struct {
 	LogLevel               string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat              string `env:"LOG_FORMAT" envDefault:"json"`
 	HTTPAddr               string `env:"HTTP_ADDR" envDefault:":8080"`
-	ShutdownTimeout        string `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	ShutdownTimeout        string `env:"SHUTDOWN_TIMEOUT" envDefault:"60s"`
 	RedisURL               string `env:"REDIS_URL"`
 	RedisURLFile           string `env:"REDIS_URL_FILE"`
 }

@@ -371,7 +371,10 @@ func (s *Store) listed(ctx context.Context, key string, maxMs int64) ([]*request
 		}
 		rec, err := decode(ids[i], []byte(data))
 		if err != nil {
-			return nil, err
+			// One unreadable record (corrupt, or written by a version
+			// that no longer decodes) must not stop every sweep; Get
+			// still reports it for that request alone.
+			continue
 		}
 		rs = append(rs, rec.Request)
 	}

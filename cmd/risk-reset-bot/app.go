@@ -94,7 +94,7 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 		BotToken: cfg.SlackBotToken, AppToken: cfg.SlackAppToken, APIURL: cfg.SlackAPIURL,
 		AuditChannelID: cfg.AuditChannelID, RequestTTL: cfg.RequestTTL, SweepInterval: o.sweepInterval,
 		RequiredApprovals: cfg.RequiredApprovals, RequireReason: cfg.RequireReason,
-		ShutdownTimeout: cfg.ShutdownTimeout, PingTimeout: o.pingTimeout,
+		ShutdownTimeout: cfg.ShutdownTimeout, PingTimeout: o.pingTimeout, SharedStore: cfg.RedisURL != "",
 		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(http.DefaultTransport)},
 	}
 	policy := authz.New(authz.Config{

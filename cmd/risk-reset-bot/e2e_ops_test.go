@@ -232,3 +232,21 @@ func TestMissingPingsRebuildTheConnection(t *testing.T) {
 	h.click(lead, card, "risk_reset_approve")
 	h.threadReply(card, "Done")
 }
+
+// Without a shared store, a stopping bot ends its pending requests where
+// people see them, instead of leaving cards with buttons nobody serves.
+func TestStopEndsPendingRequestsVisibly(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.command(analyst, channelOps, aliceEmail+" travel")
+	card := h.card(channelOps, aliceID)
+	h.threadReply(card, "Requested by")
+	h.shutdown()
+
+	h.waitCard(card, "the bot restarted before anyone decided")
+	h.threadReply(card, "the bot restarted before anyone decided")
+	h.auditRecord("the bot restarted before anyone decided")
+	if got := h.cf.Resets(aliceID); got != 0 {
+		t.Errorf("resets = %d, want 0", got)
+	}
+}
