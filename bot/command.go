@@ -130,7 +130,9 @@ func (b *Bot) refuseCommand(ctx context.Context, log zerolog.Logger, o origin, e
 	log.Warn().Str("event", "audit").Str("action", "command_denied").Str("actor", o.userID).
 		Str("refusal", string(denied.Reason)).Msg("risk reset request refused")
 	tell(":no_entry: " + capitalize(denied.Message))
-	b.auditRecord(ctx, log, fmt.Sprintf(":no_entry: Refused `/risk-reset` from <@%s> in <#%s>: %s", o.userID, o.channelID, escape(denied.Message)))
+	// authz builds its messages from configured IDs only, so their
+	// mentions and channel links are kept live.
+	b.auditRecord(ctx, log, fmt.Sprintf(":no_entry: Refused `/risk-reset` from <@%s> in <#%s>: %s", o.userID, o.channelID, denied.Message))
 }
 
 // tellCreateFailed answers a request that could not be stored: a

@@ -140,6 +140,9 @@ func (s *Server) chatPostMessage(req *apiRequest) reply {
 	if rep != nil {
 		return *rep
 	}
+	if rep := s.cfg.channelLimit.checkLocked(ch.ID); rep != nil {
+		return *rep
+	}
 	c, rep := parseContent(req, true)
 	if rep != nil {
 		return *rep
@@ -157,6 +160,7 @@ func (s *Server) chatPostMessage(req *apiRequest) reply {
 	}}
 	m.history = append(m.history, m.Blocks)
 	s.messages = append(s.messages, m)
+	s.cfg.channelLimit.postedLocked(ch.ID)
 	s.notifyLocked()
 	return okReply(map[string]any{"channel": m.Channel, "ts": m.TS, "message": wireMessage(m.Message)})
 }

@@ -151,6 +151,7 @@ type config struct {
 	emailScope         bool
 	clock              func() time.Time
 	pingInterval       time.Duration
+	channelLimit       *channelLimit // nil: no per-channel message limit
 }
 
 // WithBotToken sets the token Web API calls other than apps.connections.open must carry.
