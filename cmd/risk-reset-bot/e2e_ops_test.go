@@ -250,3 +250,21 @@ func TestStopEndsPendingRequestsVisibly(t *testing.T) {
 		t.Errorf("resets = %d, want 0", got)
 	}
 }
+
+// With the in-memory store, a click on a card from before a restart is
+// answered, and the card retired, rather than ignored.
+func TestClickAfterRestartWithoutRedis(t *testing.T) {
+	h := newHarness(t)
+	a := h.startReplica()
+	h.command(analyst, channelOps, aliceEmail+" travel")
+	card := h.card(channelOps, aliceID)
+	a.shutdown()
+
+	h.startReplica()
+	h.click(lead, card, "risk_reset_approve")
+	h.ephemeral(lead, "no longer pending")
+	h.waitCard(card, "no longer pending")
+	if got := h.cf.Resets(aliceID); got != 0 {
+		t.Errorf("resets = %d, want 0", got)
+	}
+}
