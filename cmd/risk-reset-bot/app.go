@@ -95,7 +95,7 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 		AuditChannelID: cfg.AuditChannelID, RequestTTL: cfg.RequestTTL, SweepInterval: o.sweepInterval,
 		RequiredApprovals: cfg.RequiredApprovals, RequireReason: cfg.RequireReason,
 		ShutdownTimeout: cfg.ShutdownTimeout, PingTimeout: o.pingTimeout, SharedStore: cfg.RedisURL != "",
-		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(http.DefaultTransport)},
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(pooledTransport())},
 	}
 	policy := authz.New(authz.Config{
 		Requesters: cfg.RequesterIDs, Approvers: cfg.ApproverIDs, Channels: cfg.AllowedChannelIDs,
@@ -113,7 +113,7 @@ func newCloudflare(cfg *config.Config, m *metrics.Metrics, extra []cloudflare.Op
 	opts := append([]cloudflare.Option{
 		cloudflare.WithBaseURL(cfg.CloudflareAPIURL),
 		cloudflare.WithUserAgent("risk-reset-bot/" + buildinfo.Version),
-		cloudflare.WithHTTPClient(&http.Client{Timeout: 30 * time.Second, Transport: m.CloudflareTransport(http.DefaultTransport)}),
+		cloudflare.WithHTTPClient(&http.Client{Timeout: 30 * time.Second, Transport: m.CloudflareTransport(pooledTransport())}),
 	}, extra...)
 	c, err := cloudflare.NewClient(cfg.CloudflareAccountID, auth, opts...)
 	if err != nil {
@@ -139,6 +139,15 @@ func openStore(cfg *config.Config, o appOptions) (request.Store, error) {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	return s, nil
+}
+
+// pooledTransport keeps enough idle connections per host for the bot's
+// concurrent handlers: the default two would make most calls under load
+// pay a new TLS handshake.
+func pooledTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	return t
 }
 
 // pendingGauge reads the number of pending requests for the metrics scrape.
