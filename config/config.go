@@ -205,7 +205,7 @@ func (v *validator) build(raw rawEnv) *Config {
 	c.AllowedChannelIDs = v.idList(varAllowedChannelIDs, raw.AllowedChannelIDs, channelIDPattern, channelIDKind)
 	c.AuditChannelID = v.channelID(varAuditChannelID, raw.AuditChannelID)
 	c.RequestTTL = v.requestTTL(raw.RequestTTL)
-	c.RequiredApprovals = v.requiredApprovals(raw.RequiredApprovals, len(c.ApproverIDs))
+	c.RequiredApprovals = v.requiredApprovals(raw.RequiredApprovals, c.ApproverIDs)
 	c.RequireReason = v.boolean(varRequireReason, raw.RequireReason)
 	c.GroupCacheTTL = v.groupCacheTTL(raw.GroupCacheTTL)
 	c.LogLevel = v.oneOf(varLogLevel, raw.LogLevel, "trace", "debug", "info", "warn", "error")

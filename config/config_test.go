@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,6 +193,15 @@ func TestLoadAllSettings(t *testing.T) {
 	}
 }
 
+func TestLoadRequiredApprovalsWithGroupApprovers(t *testing.T) {
+	// A group may hold any number of leads, so a quorum above the users
+	// listed is accepted when a group is listed too.
+	cfg := mustLoad(t, with(tokenEnv(), "REQUIRED_APPROVALS", "3", "APPROVER_IDS", "U0LEAD01,S0LEADS"))
+	if cfg.RequiredApprovals != 3 {
+		t.Errorf("RequiredApprovals = %d, want 3", cfg.RequiredApprovals)
+	}
+}
+
 func TestLoadTreatsBlankValuesAsUnset(t *testing.T) {
 	cfg := mustLoad(t, with(tokenEnv(), "REQUEST_TTL", "   ", "LOG_LEVEL", " warn "))
 	if cfg.RequestTTL != 30*time.Minute {
@@ -238,6 +248,8 @@ func TestLoadReportsOneProblem(t *testing.T) {
 			"SLACK_APP_TOKEN", `SLACK_APP_TOKEN: must start with xapp- (got a value starting with "xoxb-")`},
 		{"user token", with(tokenEnv(), "SLACK_BOT_TOKEN", "xoxp-1111-2222-other"),
 			"SLACK_BOT_TOKEN", `(got a value starting with "xoxp-")`},
+		{"cloudflare token in slack variable", with(tokenEnv(), "SLACK_BOT_TOKEN", "Abc12-secretpart-0123456789"),
+			"SLACK_BOT_TOKEN", "must start with xoxb- (got a value that is not a Slack token)"},
 		{"short wrong token", with(tokenEnv(), "SLACK_BOT_TOKEN", "changeme"),
 			"SLACK_BOT_TOKEN", "must start with xoxb- (got a value too short to be a token)"},
 		{"token with inner space", with(tokenEnv(), "SLACK_BOT_TOKEN", "xoxb-11 22"),
@@ -272,6 +284,8 @@ func TestLoadReportsOneProblem(t *testing.T) {
 			"REQUIRED_APPROVALS", "must be a whole number"},
 		{"required approvals without approvers", with(tokenEnv(), "REQUIRED_APPROVALS", "2"),
 			"REQUIRED_APPROVALS", "APPROVER_IDS is empty"},
+		{"required approvals above the approvers listed", with(tokenEnv(), "REQUIRED_APPROVALS", "3", "APPROVER_IDS", "U0LEAD1,U0LEAD2"),
+			"REQUIRED_APPROVALS", "REQUIRED_APPROVALS: is 3 but APPROVER_IDS names only 2 users and no user group, so no request could ever be approved"},
 		{"require reason not a bool", with(tokenEnv(), "REQUIRE_REASON", "maybe"),
 			"REQUIRE_REASON", `REQUIRE_REASON: must be true or false (got "maybe")`},
 		{"redis URL with another scheme", with(tokenEnv(), "REDIS_URL", "http://user:hunter2@redis:6379"),
@@ -365,6 +379,11 @@ func TestLoadSecretsFromFiles(t *testing.T) {
 
 func TestLoadSecretFileProblems(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-such-file")
+	// Nothing ever writes to the pipe: reading it would block the test.
+	fifo := filepath.Join(t.TempDir(), "token-pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -379,6 +398,8 @@ func TestLoadSecretFileProblems(t *testing.T) {
 			"CLOUDFLARE_API_TOKEN_FILE", []string{"cannot read file", "is a directory"}},
 		{"empty file", with(tokenEnv(), "SLACK_BOT_TOKEN", "", "SLACK_BOT_TOKEN_FILE", writeFile(t, "\n")),
 			"SLACK_BOT_TOKEN_FILE", []string{"is empty"}},
+		{"named pipe", with(tokenEnv(), "SLACK_BOT_TOKEN", "", "SLACK_BOT_TOKEN_FILE", fifo),
+			"SLACK_BOT_TOKEN_FILE", []string{"cannot read file", "is not a regular file"}},
 		{"two lines", with(tokenEnv(), "SLACK_BOT_TOKEN", "", "SLACK_BOT_TOKEN_FILE", writeFile(t, botToken+"\n"+botToken+"\n")),
 			"SLACK_BOT_TOKEN_FILE", []string{"contains whitespace or control characters"}},
 		{"wrong prefix in file", with(tokenEnv(), "SLACK_BOT_TOKEN", "", "SLACK_BOT_TOKEN_FILE", writeFile(t, appToken)),

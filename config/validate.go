@@ -84,6 +84,18 @@ func isSpaceOrControl(r rune) bool {
 // readSecretFile returns the file's content without surrounding whitespace.
 // Its errors carry the OS error text but never the content.
 func readSecretFile(path string) (string, error) {
+	// Stat first: opening a FIFO or a device would block start-up or read
+	// forever, and no secret lives in one.
+	info, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read file: %w", err)
+	}
+	if info.IsDir() {
+		return "", fmt.Errorf("cannot read file: %s is a directory", path)
+	}
+	if !info.Mode().IsRegular() {
+		return "", fmt.Errorf("cannot read file: %s is not a regular file (%s)", path, info.Mode().Type())
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("cannot read file: %w", err)
@@ -119,17 +131,26 @@ func (v *validator) slackToken(name, value, file, prefix string) string {
 	return s.value
 }
 
-// describeWrongSecret helps spot a token pasted into the wrong variable while
-// revealing at most its first five bytes, which for Slack tokens is only the
-// token type. Short values are not shown at all: five bytes of them would be
-// most of the secret.
+// describeWrongSecret helps spot a token pasted into the wrong variable. It
+// names the token type when the value starts like a Slack token (the prefix
+// is not secret) and shows nothing of any other value: the start of a
+// Cloudflare token or a password is part of the secret.
 func describeWrongSecret(s string) string {
 	const shown = 5
 	if len(s) <= 2*shown {
 		return "a value too short to be a token"
 	}
-	return fmt.Sprintf("a value starting with %q", s[:shown])
+	for _, prefix := range slackTokenPrefixes {
+		if strings.HasPrefix(s, prefix) {
+			return fmt.Sprintf("a value starting with %q", prefix)
+		}
+	}
+	return "a value that is not a Slack token"
 }
+
+// slackTokenPrefixes are the token types Slack issues; the bot wants xoxb-
+// and xapp-, the others are common mistakes.
+var slackTokenPrefixes = []string{"xoxb-", "xapp-", "xoxp-", "xoxe-", "xoxa-", "xoxr-", "xoxs-", "xoxc-", "xoxd-"}
 
 // quoteValue quotes a non-secret value for a message. Long values are cut to
 // their start: no valid value is that long, and a secret pasted into the
@@ -288,14 +309,26 @@ func (v *validator) hostPort(name, s string) string {
 // team can gather before the request expires.
 const maxRequiredApprovals = 5
 
-func (v *validator) requiredApprovals(s string, approvers int) int {
+// requiredApprovals parses the quorum and refuses one that the approvers
+// could never reach. Groups can grow, so only a list of users alone is
+// counted.
+func (v *validator) requiredApprovals(s string, approverIDs []string) int {
 	n, err := strconv.Atoi(s)
+	users := 0
+	for _, id := range approverIDs {
+		if !strings.HasPrefix(id, "S") {
+			users++
+		}
+	}
 	switch {
 	case err != nil || n < 1 || n > maxRequiredApprovals:
 		v.add(varRequiredApprovals, "must be a whole number from 1 to %d (got %s)", maxRequiredApprovals, quoteValue(s))
 		return 0
-	case n > 1 && approvers == 0:
+	case n > 1 && len(approverIDs) == 0:
 		v.add(varRequiredApprovals, "is %d but APPROVER_IDS is empty; set approvers or leave it at 1", n)
+		return 0
+	case n > 1 && users == len(approverIDs) && users < n:
+		v.add(varRequiredApprovals, "is %d but APPROVER_IDS names only %d users and no user group, so no request could ever be approved", n, users)
 		return 0
 	}
 	return n
