@@ -180,9 +180,13 @@ func (g GroupMembers) GroupMembers(ctx context.Context, groupID string) ([]strin
 // for good. When ctx ends it stops taking new work, lets in-flight work
 // finish (bounded by ShutdownTimeout) and returns nil.
 func (b *Bot) Run(ctx context.Context) error {
-	auth, err := b.api.AuthTestContext(ctx)
+	auth, err := b.authenticate(ctx)
 	if err != nil {
-		return fmt.Errorf("slack auth.test with the bot token: %w", err)
+		if ctx.Err() != nil {
+			b.log.Info().Err(err).Msg("stopped before connecting to Slack")
+			return nil
+		}
+		return err
 	}
 	b.botUser = auth.UserID
 	b.log.Info().Str("bot_user", auth.UserID).Str("team", auth.TeamID).Msg("slack bot token accepted")

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +109,31 @@ func TestFatalSlackErrorsEndRun(t *testing.T) {
 		h.slack.FailNext("auth.test", "invalid_auth")
 		h.runUntilExit(t, "invalid_auth")
 	})
+}
+
+// TestSlackUnavailableAtStartIsWaitedOut: a Slack outage while the bot
+// starts delays it instead of ending it, and the bot serves once Slack
+// answers.
+func TestSlackUnavailableAtStartIsWaitedOut(t *testing.T) {
+	h := newHarness(t)
+	var failed atomic.Int32
+	h.slack.SetHook(func(method string, _ url.Values) (int, any, bool) {
+		if method == "auth.test" && failed.Add(1) == 1 {
+			return http.StatusServiceUnavailable, "upstream unavailable", true
+		}
+		return 0, nil, false
+	})
+	h.start()
+
+	retries := h.logs.logLines(map[string]string{"message": "slack is not reachable at start; retrying", "level": "warn"})
+	if len(retries) != 1 {
+		t.Errorf("%d start-up retry warnings, want 1:\n%s", len(retries), h.logs.String())
+	}
+	if n := len(h.slack.Calls("auth.test")); n != 2 {
+		t.Errorf("%d auth.test calls, want the failed one and one more", n)
+	}
+	h.command(analyst, channelOps, aliceEmail+" travel")
+	h.card(channelOps, aliceID)
 }
 
 // runUntilExit runs the bot and expects run to return an error naming want.
