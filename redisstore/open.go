@@ -32,6 +32,7 @@ func Open(ctx context.Context, redisURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: parse %s: %w", where, scrubError(err, secret))
 	}
+	routeLibraryLogs(opts.Log, secret)
 	client := redis.NewClient(o)
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"risk-reset-bot/request"
 )
@@ -46,6 +47,9 @@ type Options struct {
 	Prefix    string           // namespace of every key; DefaultPrefix when empty
 	Retention time.Duration    // how long ended requests are kept; DefaultRetention when not positive
 	Now       func() time.Time // clock for key lifetimes; time.Now when nil
+	// Log receives go-redis's own messages when set (Open only). go-redis
+	// keeps one logger per process.
+	Log *zerolog.Logger
 }
 
 // Store is a request.Store in Redis. It is safe for concurrent use, also

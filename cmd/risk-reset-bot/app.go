@@ -81,7 +81,7 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w)
 	}
-	store, err := openStore(cfg, o)
+	store, err := openStore(cfg, o, log)
 	if err != nil {
 		return nil, err
 	}
@@ -128,13 +128,13 @@ const retention = 24 * time.Hour
 
 // openStore returns the Redis store when REDIS_URL is set (replicas and
 // restarts share requests), else the in-memory one.
-func openStore(cfg *config.Config, o appOptions) (request.Store, error) {
+func openStore(cfg *config.Config, o appOptions, log zerolog.Logger) (request.Store, error) {
 	if cfg.RedisURL == "" {
 		return request.NewMemStore(o.now, retention), nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{Prefix: o.redisPrefix, Retention: retention, Now: o.now})
+	s, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{Prefix: o.redisPrefix, Retention: retention, Now: o.now, Log: &log})
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
