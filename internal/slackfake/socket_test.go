@@ -266,6 +266,15 @@ func TestRawFramesMatchSlackShapes(t *testing.T) {
 	if _, data, err := conn.ReadMessage(); err != nil || string(data) != `{"type":` {
 		t.Errorf("malformed frame arrived as %q (%v)", data, err)
 	}
+	// Control frames are only seen by a reader: keep reading until the
+	// connection closes at cleanup.
+	go func() {
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
 	select {
 	case <-pinged:
 	case <-ctx.Done():
