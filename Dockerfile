@@ -28,7 +28,8 @@ LABEL org.opencontainers.image.title="risk-reset-bot" \
       org.opencontainers.image.description="Reset Cloudflare Zero Trust risk scores from Slack, with approval" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/risk-reset-bot /risk-reset-bot
-USER nonroot:nonroot
+# Numeric, so that Kubernetes runAsNonRoot can verify it without a passwd lookup.
+USER 65532:65532
 # HTTP_ADDR: /healthz, /readyz, /metrics.
 EXPOSE 8080
 # No curl in the image: the binary probes its own /healthz on HTTP_ADDR.
