@@ -273,11 +273,27 @@ func (b *Bot) execute(ctx context.Context, log zerolog.Logger, req *request.Requ
 		b.finishExecution(ctx, log, req, request.Outcome{At: b.now(), Detail: auditProblem(b.cfg.AuditChannelID, err)}, execution{}, "")
 		return
 	}
+	b.rememberAuditRecord(ctx, log, req, auditTS)
 	res, resetErr := b.cf.ResetRiskScore(ctx, req.Target.UserID)
 	if resetErr != nil {
 		log.Error().Err(resetErr).Msg("cloudflare reset failed")
 	}
 	b.finishExecution(ctx, log, req, outcomeOf(res, resetErr, b.now()), execution{ran: true, succeeded: resetErr == nil}, auditTS)
+}
+
+// rememberAuditRecord stores where the audit record is, so that a replica
+// settling this reset after a crash completes that record instead of
+// writing a second one. Failing to store it costs only that: the reset
+// still runs, as its record exists.
+func (b *Bot) rememberAuditRecord(ctx context.Context, log zerolog.Logger, req *request.Request, ts string) {
+	if ts == "" {
+		return
+	}
+	req.AuditTS = ts
+	_, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { r.AuditTS = ts; return nil })
+	if err != nil {
+		log.Warn().Err(err).Msg("storing the audit record's ts failed")
+	}
 }
 
 // auditProblem says why a reset did not run because its audit record could

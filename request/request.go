@@ -74,6 +74,7 @@ type Request struct {
 	Requester         string // Slack user ID
 	ChannelID         string
 	CardTS            string // ts of the card message; empty until posted
+	AuditTS           string // ts of the audit record written before the reset; empty until then
 	Target            Target
 	Risk              Risk
 	Reason            string

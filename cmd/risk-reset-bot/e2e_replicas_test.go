@@ -155,6 +155,19 @@ func TestReplicasKilledMidResetIsSettledByAnother(t *testing.T) {
 	if got := h.cf.Resets(aliceID); got != 1 {
 		t.Errorf("resets = %d, want 1", got)
 	}
+	// The record written before the reset is completed, not joined by a
+	// second one: the audit channel holds one record per reset.
+	h.auditRecord("Cloudflare shows the reset in place")
+	id := cardRequestID(t, card)
+	var records []string
+	for _, m := range h.slack.Messages(channelAudit) {
+		if strings.Contains(m.Text, id) {
+			records = append(records, m.Text)
+		}
+	}
+	if len(records) != 1 {
+		t.Errorf("audit records of the request = %q, want one, completed with the outcome", records)
+	}
 }
 
 func TestReplicasExpiryIsAnnouncedOnce(t *testing.T) {
