@@ -57,6 +57,7 @@ func fullRequest(userID string) *request.Request {
 		Requester:         Requester,
 		ChannelID:         "CSOC",
 		CardTS:            "1741082400.000100",
+		AuditTS:           "1741082460.000200",
 		Target:            request.Target{UserID: userID, Email: userID + "@example.com", Name: "Target Ü " + userID},
 		Risk:              request.Risk{Level: "high", Events: 7, Unavailable: "events: timed out"},
 		Reason:            "false positive \"after\" travel\n<script>",
