@@ -117,6 +117,7 @@ type Bot struct {
 	metrics *metrics.Metrics
 	now     func() time.Time
 
+	posts     *postQueue // one chat.postMessage in flight per channel
 	sem       chan struct{}
 	inflight  sync.WaitGroup
 	notices   sync.WaitGroup // "restarting" answers sent while draining
@@ -138,6 +139,7 @@ func New(cfg Config, d Deps) *Bot {
 		store:   d.Store,
 		log:     d.Log,
 		metrics: d.Metrics,
+		posts:   newPostQueue(),
 		now:     d.Now,
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
 	}

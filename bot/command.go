@@ -159,7 +159,7 @@ func (b *Bot) tellCreateFailed(ctx context.Context, log zerolog.Logger, err erro
 // cannot be posted ends the request, and the requester is told why. It
 // reports whether the card was posted.
 func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Request, tell func(string)) bool {
-	_, ts, err := b.api.PostMessageContext(ctx, req.ChannelID,
+	ts, err := b.postMessage(ctx, req.ChannelID,
 		slack.MsgOptionText(cardText(req), true),
 		slack.MsgOptionBlocks(cardBlocks(req, b.cardView(req))...))
 	if err != nil {

@@ -45,5 +45,5 @@ func (b *Bot) settle(ctx context.Context, r *request.Request) {
 	default:
 		o.Detail = "the bot running this reset stopped before Cloudflare applied it; nothing was changed. Run the command again."
 	}
-	b.finishExecution(ctx, log, r, o, execution{ran: true, succeeded: succeeded}, "")
+	b.finishExecution(ctx, log, r, o, execution{ran: true, succeeded: succeeded}, r.AuditTS)
 }

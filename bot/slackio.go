@@ -42,12 +42,24 @@ func withoutURL(err error) error {
 	return err
 }
 
+// postMessage posts to channel, one post at a time per channel (see
+// postQueue), and returns the new message's ts.
+func (b *Bot) postMessage(ctx context.Context, channel string, opts ...slack.MsgOption) (string, error) {
+	done, err := b.posts.wait(ctx, channel)
+	if err != nil {
+		return "", fmt.Errorf("waiting for a turn to post in %s: %w", channel, err)
+	}
+	defer done()
+	_, ts, err := b.api.PostMessageContext(ctx, channel, opts...)
+	return ts, err
+}
+
 // threadReply posts text in the card's thread.
 func (b *Bot) threadReply(ctx context.Context, log zerolog.Logger, r *request.Request, text string) {
 	if r.CardTS == "" {
 		return
 	}
-	_, _, err := b.api.PostMessageContext(ctx, r.ChannelID,
+	_, err := b.postMessage(ctx, r.ChannelID,
 		slack.MsgOptionText(text, false), slack.MsgOptionTS(r.CardTS))
 	if err != nil {
 		log.Error().Err(err).Msg("replying in the card's thread failed")
@@ -72,7 +84,7 @@ func (b *Bot) auditRecord(ctx context.Context, log zerolog.Logger, text string) 
 	if b.cfg.AuditChannelID == "" {
 		return
 	}
-	_, _, err := b.api.PostMessageContext(ctx, b.cfg.AuditChannelID, slack.MsgOptionText(text, false))
+	_, err := b.postMessage(ctx, b.cfg.AuditChannelID, slack.MsgOptionText(text, false))
 	if err != nil {
 		log.Error().Err(err).Str("audit_channel", b.cfg.AuditChannelID).Msg("writing the audit record failed")
 	}
@@ -84,7 +96,7 @@ func (b *Bot) openAuditRecord(ctx context.Context, r *request.Request) (string, 
 	if b.cfg.AuditChannelID == "" {
 		return "", nil
 	}
-	_, ts, err := b.api.PostMessageContext(ctx, b.cfg.AuditChannelID,
+	ts, err := b.postMessage(ctx, b.cfg.AuditChannelID,
 		slack.MsgOptionText(auditText(r, statusText(r), ""), false))
 	if err != nil {
 		return "", fmt.Errorf("writing to the audit channel: %w", err)

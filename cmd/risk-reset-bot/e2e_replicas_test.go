@@ -166,7 +166,7 @@ func TestReplicasKilledMidResetIsSettledByAnother(t *testing.T) {
 		}
 	}
 	if len(records) != 1 {
-		t.Errorf("audit records of the request = %q, want one, completed with the outcome", records)
+		t.Errorf("audit records of the request = %q, want one, completed with the outcome\nlogs:\n%s", records, h.logs.String())
 	}
 }
 
