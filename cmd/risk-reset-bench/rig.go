@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"risk-reset-bot/internal/benchwatch"
 	"risk-reset-bot/internal/cfapitest"
 	"risk-reset-bot/internal/slackfake"
 )
@@ -38,18 +39,18 @@ type rig struct {
 	ctx     context.Context
 	slack   *slackfake.Server
 	cfURL   string
-	calls   *callWatch
-	resets  *resetWatch
+	calls   *benchwatch.Calls
+	resets  *benchwatch.Resets
 	tap     *socketTap
 	targets []target
 	used    int
 }
 
 func newRig(ctx context.Context, tb *benchTB, users int) *rig {
-	r := &rig{ctx: ctx, slack: slackfake.New(tb), calls: newCallWatch()}
+	r := &rig{ctx: ctx, slack: slackfake.New(tb), calls: benchwatch.NewCalls()}
 	cf := cfapitest.NewFakeAccount(accountID)
 	cf.SetToken(cfapitest.FakeToken{Value: cfToken, ID: "tok1", Status: "active", Owner: cfapitest.AccountToken})
-	r.resets = newResetWatch(cf)
+	r.resets = benchwatch.NewResets(cf)
 	srv := httptest.NewServer(r.resets)
 	tb.Cleanup(srv.Close)
 	r.cfURL = srv.URL + cfapitest.BasePath
@@ -75,7 +76,7 @@ func newRig(ctx context.Context, tb *benchTB, users int) *rig {
 		if status, body, handled := r.tap.hook(method, form); handled {
 			return status, body, true
 		}
-		return r.calls.hook(method, form)
+		return r.calls.Hook(method, form)
 	})
 	return r
 }
@@ -111,20 +112,20 @@ func waves(targets []target, size int) [][]target {
 
 // isRequestedReply matches the "Requested by" reply under a new card, the
 // command handler's last call.
-func isRequestedReply(e apiEvent) bool {
-	return e.method == "chat.postMessage" && e.threadTS != "" && strings.HasPrefix(e.text, "Requested by")
+func isRequestedReply(e benchwatch.Call) bool {
+	return e.Method == "chat.postMessage" && e.ThreadTS != "" && strings.HasPrefix(e.Text, "Requested by")
 }
 
 // isAuditCompletion matches completing the audit record, a request's last
 // call.
-func isAuditCompletion(e apiEvent) bool {
-	return e.method == "chat.update" && e.channel == auditChannel
+func isAuditCompletion(e benchwatch.Call) bool {
+	return e.Method == "chat.update" && e.Channel == auditChannel
 }
 
 // commandWave sends /risk-reset for every target at once, waits until each
 // card is posted, and returns the envelopes' timings.
 func (r *rig) commandWave(targets []target) ([]timing, error) {
-	mark := r.calls.mark()
+	mark := r.calls.Mark()
 	r.tap.holdNext(len(targets))
 	ids, err := sendAll(targets, func(tg target) (string, error) {
 		return r.slack.SendSlashCommand(r.ctx, slackfake.SlashCommand{UserID: analyst, ChannelID: tg.channel, Text: tg.email})
@@ -136,7 +137,7 @@ func (r *rig) commandWave(targets []target) ([]timing, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.calls.wait(r.ctx, mark, len(targets), isRequestedReply); err != nil {
+	if _, err := r.calls.Wait(r.ctx, mark, len(targets), isRequestedReply); err != nil {
 		return nil, fmt.Errorf("cards: %w", err)
 	}
 	return acks, nil
@@ -145,7 +146,7 @@ func (r *rig) commandWave(targets []target) ([]timing, error) {
 // approveWave clicks approve on every target's card at once, waits until
 // every request has finished, and returns the envelopes' timings.
 func (r *rig) approveWave(targets []target) ([]timing, error) {
-	mark := r.calls.mark()
+	mark := r.calls.Mark()
 	r.tap.holdNext(len(targets))
 	ids, err := sendAll(targets, r.approve)
 	if err != nil {
@@ -155,7 +156,7 @@ func (r *rig) approveWave(targets []target) ([]timing, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.calls.wait(r.ctx, mark, len(targets), isAuditCompletion); err != nil {
+	if _, err := r.calls.Wait(r.ctx, mark, len(targets), isAuditCompletion); err != nil {
 		return nil, fmt.Errorf("outcomes: %w", err)
 	}
 	return acks, nil
@@ -205,22 +206,22 @@ type flow struct {
 func (r *rig) approveOneByOne(targets []target) ([]flow, error) {
 	out := make([]flow, 0, len(targets))
 	for _, tg := range targets {
-		mark := r.calls.mark()
+		mark := r.calls.Mark()
 		acks, err := r.approveWave([]target{tg})
 		if err != nil {
 			return nil, err
 		}
-		reset, err := r.resets.get(r.ctx, tg.userID)
+		reset, err := r.resets.Get(r.ctx, tg.userID)
 		if err != nil {
 			return nil, err
 		}
-		reply, _, err := r.calls.next(r.ctx, mark, func(e apiEvent) bool {
-			return e.method == "chat.postMessage" && e.channel == tg.channel && strings.Contains(e.text, "Done")
+		reply, _, err := r.calls.Next(r.ctx, mark, func(e benchwatch.Call) bool {
+			return e.Method == "chat.postMessage" && e.Channel == tg.channel && strings.Contains(e.Text, "Done")
 		})
 		if err != nil {
 			return nil, fmt.Errorf("outcome reply: %w", err)
 		}
-		out = append(out, flow{click: acks[0], resetReceived: reset.received, resetAnswered: reset.answered, replyReceived: reply.at})
+		out = append(out, flow{click: acks[0], resetReceived: reset.Received, resetAnswered: reset.Answered, replyReceived: reply.At})
 	}
 	return out, nil
 }
@@ -228,7 +229,7 @@ func (r *rig) approveOneByOne(targets []target) ([]flow, error) {
 // burst sends a command for every target at once, approves each card as
 // soon as it is posted, and returns when every request has finished.
 func (r *rig) burst(targets []target) error {
-	mark := r.calls.mark()
+	mark := r.calls.Mark()
 	sent := make(chan error, 1)
 	go func() {
 		_, err := sendAll(targets, func(tg target) (string, error) {
@@ -241,11 +242,11 @@ func (r *rig) burst(targets []target) error {
 		byChannel[tg.channel] = tg
 	}
 	for next, approved := mark, 0; approved < len(targets); approved++ {
-		e, after, err := r.calls.next(r.ctx, next, isRequestedReply)
+		e, after, err := r.calls.Next(r.ctx, next, isRequestedReply)
 		if err != nil {
 			return fmt.Errorf("burst cards (%d approved): %w", approved, err)
 		}
-		if _, err := r.approve(byChannel[e.channel]); err != nil {
+		if _, err := r.approve(byChannel[e.Channel]); err != nil {
 			return err
 		}
 		next = after
@@ -253,7 +254,7 @@ func (r *rig) burst(targets []target) error {
 	if err := <-sent; err != nil {
 		return err
 	}
-	if _, err := r.calls.wait(r.ctx, mark, len(targets), isAuditCompletion); err != nil {
+	if _, err := r.calls.Wait(r.ctx, mark, len(targets), isAuditCompletion); err != nil {
 		return fmt.Errorf("burst outcomes: %w", err)
 	}
 	return nil

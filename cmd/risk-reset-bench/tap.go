@@ -143,15 +143,16 @@ func (t *socketTap) queue(id string, frame []byte) ([][]byte, []string) {
 	return batch, ids
 }
 
-// release writes frames to the bot back to back and notes when each was
-// written.
+// release writes frames to the bot back to back and notes when each write
+// began: the bot can read, and ack, a frame before WriteMessage returns, so
+// a time taken after the write could come after the ack.
 func (t *socketTap) release(bot *websocket.Conn, frames [][]byte, ids []string) bool {
 	at := make([]time.Time, len(frames))
 	for i, f := range frames {
+		at[i] = time.Now()
 		if bot.WriteMessage(websocket.TextMessage, f) != nil {
 			return false
 		}
-		at[i] = time.Now()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"risk-reset-bot/internal/benchwatch"
 	"risk-reset-bot/internal/cfapitest"
 	"risk-reset-bot/internal/slackfake"
 )
@@ -145,8 +144,8 @@ type benchRig struct {
 	b       *testing.B
 	ctx     context.Context
 	slack   *slackfake.Server
-	calls   *callWatch
-	resets  *resetWatch
+	calls   *benchwatch.Calls
+	resets  *benchwatch.Resets
 	targets []burstTarget
 }
 
@@ -154,10 +153,10 @@ func newBenchRig(b *testing.B, n int) *benchRig {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	b.Cleanup(cancel)
-	r := &benchRig{b: b, ctx: ctx, slack: slackfake.New(b), calls: newCallWatch(), targets: burstTargets(n)}
+	r := &benchRig{b: b, ctx: ctx, slack: slackfake.New(b), calls: benchwatch.NewCalls(), targets: burstTargets(n)}
 	cf := cfapitest.NewFakeAccount(accountID)
 	cf.SetToken(cfapitest.FakeToken{Value: cfToken, ID: "tok1", Status: "active", Owner: cfapitest.AccountToken})
-	r.resets = &resetWatch{next: cf, seen: map[string]resetTimes{}, wake: make(chan struct{})}
+	r.resets = benchwatch.NewResets(cf)
 	cfSrv := httptest.NewServer(r.resets)
 	b.Cleanup(cfSrv.Close)
 
@@ -169,7 +168,7 @@ func newBenchRig(b *testing.B, n int) *benchRig {
 		cf.AddUser(cfapitest.FakeUser{ID: tg.userID, Email: tg.email, Name: "Bench " + tg.email, RiskLevel: "high"})
 		r.slack.AddChannel(slackfake.Channel{ID: tg.channel, Name: strings.ToLower(tg.channel), BotIsMember: true})
 	}
-	r.slack.SetHook(r.calls.hook)
+	r.slack.SetHook(r.calls.Hook)
 	r.start(cfSrv.URL + cfapitest.BasePath)
 	return r
 }
@@ -209,14 +208,14 @@ func (r *benchRig) waves(size int) iter.Seq[[]burstTarget] {
 // commandWave sends /risk-reset for targets at once, waits for every card,
 // and returns the acks.
 func (r *benchRig) commandWave(targets []burstTarget) []slackfake.Ack {
-	mark := r.calls.mark()
+	mark := r.calls.Mark()
 	ids := r.sendAll(targets, func(tg burstTarget) (string, error) {
 		return r.slack.SendSlashCommand(r.ctx, slackfake.SlashCommand{UserID: analyst, ChannelID: tg.channel, Text: tg.email})
 	})
 	acks := r.acks(ids)
 	// The "Requested by" reply is the command handler's last call.
-	r.calls.wait(r.ctx, r.b, mark, len(targets), func(e apiEvent) bool {
-		return e.method == "chat.postMessage" && e.threadTS != "" && strings.HasPrefix(e.text, "Requested by")
+	r.wait(mark, len(targets), func(e benchwatch.Call) bool {
+		return e.Method == "chat.postMessage" && e.ThreadTS != "" && strings.HasPrefix(e.Text, "Requested by")
 	})
 	return acks
 }
@@ -224,7 +223,7 @@ func (r *benchRig) commandWave(targets []burstTarget) []slackfake.Ack {
 // approveWave clicks approve on the cards of targets at once, waits until
 // every request has finished, and returns the acks.
 func (r *benchRig) approveWave(targets []burstTarget) []slackfake.Ack {
-	mark := r.calls.mark()
+	mark := r.calls.Mark()
 	ids := r.sendAll(targets, func(tg burstTarget) (string, error) {
 		card, ok := cardIn(r.slack.Messages(tg.channel))
 		if !ok {
@@ -234,8 +233,8 @@ func (r *benchRig) approveWave(targets []burstTarget) []slackfake.Ack {
 	})
 	acks := r.acks(ids)
 	// Completing the audit record is a request's last call.
-	r.calls.wait(r.ctx, r.b, mark, len(targets), func(e apiEvent) bool {
-		return e.method == "chat.update" && e.channel == channelAudit
+	r.wait(mark, len(targets), func(e benchwatch.Call) bool {
+		return e.Method == "chat.update" && e.Channel == channelAudit
 	})
 	return acks
 }
@@ -246,13 +245,13 @@ func (r *benchRig) requests(n int) []flowTimes {
 	out := make([]flowTimes, 0, n)
 	for _, tg := range r.targets[:n] {
 		r.commandWave([]burstTarget{tg})
-		mark := r.calls.mark()
+		mark := r.calls.Mark()
 		ack := r.approveWave([]burstTarget{tg})[0]
-		reset := r.resets.get(r.ctx, r.b, tg.userID)
-		reply := r.calls.wait(r.ctx, r.b, mark, 1, func(e apiEvent) bool {
-			return e.method == "chat.postMessage" && e.channel == tg.channel && strings.Contains(e.text, "Done")
+		reset := r.reset(tg.userID)
+		reply := r.wait(mark, 1, func(e benchwatch.Call) bool {
+			return e.Method == "chat.postMessage" && e.Channel == tg.channel && strings.Contains(e.Text, "Done")
 		})
-		out = append(out, flowTimes{clickSent: ack.SentAt, resetReceived: reset.received, resetAnswered: reset.answered, replyReceived: reply[0].at})
+		out = append(out, flowTimes{clickSent: ack.SentAt, resetReceived: reset.Received, resetAnswered: reset.Answered, replyReceived: reply[0].At})
 	}
 	return out
 }
@@ -293,105 +292,22 @@ func (r *benchRig) acks(ids []string) []slackfake.Ack {
 	return out
 }
 
-// apiEvent is a Slack Web API call as it reached the fake.
-type apiEvent struct {
-	method, channel, threadTS, text string
-	at                              time.Time
-}
-
-// callWatch records every Web API call through the fake's hook, so the
-// benchmarks wait without copying the fake's whole history on each call.
-type callWatch struct {
-	mu     sync.Mutex
-	events []apiEvent
-	wake   chan struct{} // closed and replaced on every call
-}
-
-func newCallWatch() *callWatch { return &callWatch{wake: make(chan struct{})} }
-
-func (w *callWatch) hook(method string, form url.Values) (int, any, bool) {
-	e := apiEvent{method: method, channel: form.Get("channel"), threadTS: form.Get("thread_ts"), text: form.Get("text"), at: time.Now()}
-	w.mu.Lock()
-	w.events = append(w.events, e)
-	close(w.wake)
-	w.wake = make(chan struct{})
-	w.mu.Unlock()
-	return 0, nil, false
-}
-
-func (w *callWatch) mark() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.events)
-}
-
-// wait returns the first n calls after mark that match.
-func (w *callWatch) wait(ctx context.Context, tb testing.TB, mark, n int, match func(apiEvent) bool) []apiEvent {
-	tb.Helper()
-	var found []apiEvent
-	next := mark
-	for {
-		w.mu.Lock()
-		for ; next < len(w.events) && len(found) < n; next++ {
-			if match(w.events[next]) {
-				found = append(found, w.events[next])
-			}
-		}
-		wake := w.wake
-		w.mu.Unlock()
-		if len(found) >= n {
-			return found
-		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			tb.Fatalf("saw %d of %d calls: %v", len(found), n, ctx.Err())
-		}
+// wait returns the first n Slack calls at or after mark that match.
+func (r *benchRig) wait(mark, n int, match func(benchwatch.Call) bool) []benchwatch.Call {
+	r.b.Helper()
+	calls, err := r.calls.Wait(r.ctx, mark, n, match)
+	if err != nil {
+		r.b.Fatal(err)
 	}
+	return calls
 }
 
-// resetWatch serves the Cloudflare fake and notes when each reset arrived
-// and when it was answered.
-type resetWatch struct {
-	next http.Handler
-	mu   sync.Mutex
-	seen map[string]resetTimes // by user id
-	wake chan struct{}         // closed and replaced on every reset
-}
-
-type resetTimes struct{ received, answered time.Time }
-
-func (w *resetWatch) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/reset") {
-		w.next.ServeHTTP(rw, req)
-		return
+// reset waits for the reset of user.
+func (r *benchRig) reset(user string) benchwatch.ResetTimes {
+	r.b.Helper()
+	t, err := r.resets.Get(r.ctx, user)
+	if err != nil {
+		r.b.Fatal(err)
 	}
-	received := time.Now()
-	w.next.ServeHTTP(rw, req)
-	answered := time.Now()
-	parts := strings.Split(req.URL.Path, "/")
-	user := parts[len(parts)-2]
-	w.mu.Lock()
-	w.seen[user] = resetTimes{received: received, answered: answered}
-	close(w.wake)
-	w.wake = make(chan struct{})
-	w.mu.Unlock()
-}
-
-func (w *resetWatch) get(ctx context.Context, tb testing.TB, user string) resetTimes {
-	tb.Helper()
-	for {
-		w.mu.Lock()
-		t, ok := w.seen[user]
-		wake := w.wake
-		w.mu.Unlock()
-		if ok {
-			return t
-		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			tb.Fatalf("no reset of %s: %v", user, ctx.Err())
-		}
-	}
+	return t
 }
