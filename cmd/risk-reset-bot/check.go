@@ -510,11 +510,26 @@ func (c *checker) piiRead(ctx context.Context) {
 			c.permissionFix(perm, "Account → Zero Trust PII → Read", "without it cards show no risk and resets are not verified"))
 	case err == nil:
 		c.ok(name, "probe read allowed")
-	case !errors.As(err, &rl) && errors.As(err, &apiErr) && apiErr.StatusCode >= 400 && apiErr.StatusCode < 500:
+	case !errors.As(err, &rl) && errors.As(err, &apiErr) && isUnknownUserAnswer(apiErr):
 		c.ok(name, "probe read allowed (HTTP %d for a made-up user, as expected)", apiErr.StatusCode)
 	default:
 		c.fail(name, "could not check: "+err.Error(), cloudflareFix(err, "check CLOUDFLARE_ACCOUNT_ID and the credentials, then run the check again"))
 	}
+}
+
+// credentialErrorCodes are Cloudflare's answers to credentials it does not
+// accept at all (bad or missing X-Auth-* headers, unknown key, bad token):
+// an answer about the credentials, not about the made-up user.
+var credentialErrorCodes = []int{6003, 6100, 6101, 6102, 6103, 6111, 9103, 9106, 9109, 10000, 10001}
+
+// isUnknownUserAnswer reports whether a refusal of the probe read is
+// Cloudflare not knowing the made-up user (404, or a 400 about the user),
+// which means the credentials got past the permission check.
+func isUnknownUserAnswer(e *cloudflare.APIError) bool {
+	if e.StatusCode != http.StatusNotFound && e.StatusCode != http.StatusBadRequest {
+		return false
+	}
+	return !slices.ContainsFunc(credentialErrorCodes, e.HasCode)
 }
 
 func (c *checker) zeroTrustWrite() {

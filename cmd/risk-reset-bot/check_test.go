@@ -217,6 +217,32 @@ func TestCheckNamesMissingCloudflarePermissions(t *testing.T) {
 	wantRow(t, out, "Cloudflare: Zero Trust Write", "SKIP")
 }
 
+// TestCheckPIIProbeTellsCredentialsFromUnknownUsers: the PII probe reads a
+// made-up user, so "not found" means the read was allowed; but an answer
+// about the credentials themselves (here legacy key headers Cloudflare
+// rejects, which no token check catches) must not pass as allowed.
+func TestCheckPIIProbeTellsCredentialsFromUnknownUsers(t *testing.T) {
+	tests := []struct {
+		name   string
+		fault  cfapitest.Fault
+		result string
+	}{
+		{"unknown user", cfapitest.Fault{Status: http.StatusNotFound, Code: cfapitest.CodeUserNotFound, Message: "User not found"}, "OK"},
+		{"bad request about the user", cfapitest.Fault{Status: http.StatusBadRequest, Code: 7001, Message: "invalid user id"}, "OK"},
+		{"rejected key headers", cfapitest.Fault{Status: http.StatusBadRequest, Code: 6003, Message: "Invalid request headers"}, "FAIL"},
+		{"unauthorized", cfapitest.Fault{Status: http.StatusUnauthorized, Code: 10001, Message: "Unable to authenticate request"}, "FAIL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.cf.Inject(cfapitest.OpGetUserRisk, tt.fault)
+
+			out, _ := runCheckOn(t, h)
+			wantRow(t, out, "Cloudflare: Zero Trust PII Read", tt.result)
+		})
+	}
+}
+
 func TestCheckFailsOnARejectedCloudflareToken(t *testing.T) {
 	wrong := "cf-token-SECRET-wrong-00000000000000000000"
 	h := newHarness(t, withEnv("CLOUDFLARE_API_TOKEN", wrong))
