@@ -199,7 +199,7 @@ func (v *validator) build(raw rawEnv) *Config {
 		CloudflareAccountID: v.accountID(raw.CloudflareAccountID),
 	}
 	v.cloudflareAuth(c, raw)
-	c.CloudflareAPIURL = strings.TrimRight(v.baseURL(varCloudflareAPIURL, raw.CloudflareAPIURL), "/")
+	c.CloudflareAPIURL = strings.TrimRight(v.cloudflareURL(raw.CloudflareAPIURL), "/")
 	c.RequesterIDs = v.idList(varRequesterIDs, raw.RequesterIDs, principalIDPattern, principalIDKind)
 	c.ApproverIDs = v.idList(varApproverIDs, raw.ApproverIDs, principalIDPattern, principalIDKind)
 	c.AllowedChannelIDs = v.idList(varAllowedChannelIDs, raw.AllowedChannelIDs, channelIDPattern, channelIDKind)

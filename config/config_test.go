@@ -290,6 +290,8 @@ func TestLoadReportsOneProblem(t *testing.T) {
 			"REQUIRE_REASON", `REQUIRE_REASON: must be true or false (got "maybe")`},
 		{"redis URL with another scheme", with(tokenEnv(), "REDIS_URL", "http://user:hunter2@redis:6379"),
 			"REDIS_URL", "must be a redis:// or rediss:// URL"},
+		{"Cloudflare URL with user info", with(tokenEnv(), "CLOUDFLARE_API_URL", "https://user:hunter2@api.cloudflare.test/client/v4"),
+			"CLOUDFLARE_API_URL", `CLOUDFLARE_API_URL: must not carry a user name or password (got "https://redacted@api.cloudflare.test/client/v4")`},
 		{"zero shutdown timeout", with(tokenEnv(), "SHUTDOWN_TIMEOUT", "0s"),
 			"SHUTDOWN_TIMEOUT", "must be greater than 0"},
 		{"bad group cache TTL", with(tokenEnv(), "GROUP_CACHE_TTL", "forever"),

@@ -217,6 +217,18 @@ func (v *validator) baseURL(name, s string) string {
 	return s
 }
 
+// cloudflareURL checks CLOUDFLARE_API_URL: a base URL without user info,
+// since Cloudflare credentials go in headers and the client refuses a URL
+// that carries any.
+func (v *validator) cloudflareURL(s string) string {
+	s = v.baseURL(varCloudflareAPIURL, s)
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		v.add(varCloudflareAPIURL, "must not carry a user name or password (got %q); use CLOUDFLARE_API_TOKEN", displayURL(u))
+		return ""
+	}
+	return s
+}
+
 // displayURL renders a URL without anything that may be a credential.
 func displayURL(u *url.URL) string {
 	c := *u
