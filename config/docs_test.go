@@ -2,8 +2,10 @@ package config
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,8 +42,8 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 }
 
 // TestEnvExampleLoads checks that the example file a newcomer copies uses
-// only real variables and is valid as it stands, so that the first start
-// with it fails on credentials, not on syntax.
+// only real variables and that, as it stands, it fails only on the secrets
+// left to fill in, each named; once they are filled in, it loads.
 func TestEnvExampleLoads(t *testing.T) {
 	f, err := os.Open("../risk-reset-bot.env.example")
 	if err != nil {
@@ -68,7 +70,26 @@ func TestEnvExampleLoads(t *testing.T) {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
+	_, err = Load(environ)
+	verr, ok := errors.AsType[*ValidationError](err)
+	if !ok {
+		t.Fatalf("example as it stands: Load error = %v, want the unfilled secrets named", err)
+	}
+	var named []string
+	for _, p := range verr.Problems {
+		if !strings.Contains(p.Message, "placeholder") {
+			t.Errorf("example as it stands: unexpected problem %s", p)
+		}
+		named = append(named, p.Var)
+	}
+	if want := []string{"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "CLOUDFLARE_API_TOKEN"}; !slices.Equal(named, want) {
+		t.Errorf("example as it stands names %v, want %v", named, want)
+	}
+
+	for i, line := range environ {
+		environ[i] = strings.ReplaceAll(line, examplePlaceholder, "filled-in-")
+	}
 	if _, err := Load(environ); err != nil {
-		t.Errorf("example does not load: %v", err)
+		t.Errorf("example with its secrets filled in does not load: %v", err)
 	}
 }

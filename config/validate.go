@@ -74,8 +74,16 @@ func (v *validator) secret(name, value, file string) (s secretValue, provided bo
 		v.add(s.source, "contains whitespace or control characters")
 		return secretValue{}, true
 	}
+	if strings.Contains(s.value, examplePlaceholder) {
+		v.add(s.source, "still holds the placeholder from risk-reset-bot.env.example; paste the real value")
+		return secretValue{}, true
+	}
 	return s, true
 }
+
+// examplePlaceholder marks the secrets in risk-reset-bot.env.example, so a
+// copy that was never filled in fails at start rather than at Slack.
+const examplePlaceholder = "replace-with-"
 
 func isSpaceOrControl(r rune) bool {
 	return unicode.IsSpace(r) || unicode.IsControl(r)
