@@ -41,6 +41,8 @@ const (
 	NotParticipant Reason = "not_participant"
 	SelfTarget     Reason = "self_target"
 	EmailUnknown   Reason = "email_unknown"
+	// NoApprovers: the request needs an approver, and none is configured.
+	NoApprovers Reason = "no_approvers"
 )
 
 // DeniedError is a refusal. Message is safe to show to the person refused.
@@ -102,28 +104,41 @@ func (p *Policy) CanRequest(ctx context.Context, userID, channelID string) error
 	return nil
 }
 
-// CanApprove decides whether actor may approve a request opened by
-// requester. Without approvers only the requester confirms; with approvers,
-// only an approver who is not the requester may approve, whatever else is
-// configured.
-func (p *Policy) CanApprove(ctx context.Context, actor, requester string) error {
-	if !p.RequiresApprover() {
-		if actor != requester {
-			return &DeniedError{Reason: NotParticipant, Message: fmt.Sprintf("only <@%s>, who asked for this reset, can confirm it.", requester)}
-		}
-		// Confirming starts the reset, so the requester must still be
-		// allowed to request: removal from the list takes effect here too.
-		ok, err := p.member(ctx, actor, p.cfg.Requesters)
-		if err != nil {
-			return fmt.Errorf("checking requesters: %w", err)
-		}
-		if !ok {
-			return &DeniedError{Reason: NotRequester, Message: "you are no longer allowed to request risk resets, so you cannot confirm this one."}
-		}
-		return nil
+// Request is what the policy needs to know of the request a click acts on.
+type Request struct {
+	Requester string
+	// NeedsApprover is the rule the request was opened under: an approver
+	// other than the requester must approve it. It comes from the stored
+	// request, not from the configuration now, so a configuration changed
+	// since (a restart, another replica) cannot let the requester confirm
+	// a request whose card said someone else must approve it.
+	NeedsApprover bool
+}
+
+// CanApprove decides whether actor may approve r. The stricter of r's own
+// rule and the configuration now applies: when either calls for an
+// approver, only an approver who is not the requester may approve, and
+// when r needs one but none is configured any more, nobody may.
+func (p *Policy) CanApprove(ctx context.Context, actor string, r Request) error {
+	switch {
+	case r.NeedsApprover && !p.RequiresApprover():
+		return &DeniedError{Reason: NoApprovers, Message: fmt.Sprintf("this request was opened needing an approver other than the requester, "+
+			"but no approvers are configured now (APPROVER_IDS changed since), so nobody can approve it. "+
+			"<@%s> can cancel it and run `/risk-reset` again.", r.Requester)}
+	case r.NeedsApprover || p.RequiresApprover():
+		return p.canApproveOthers(ctx, actor, r)
 	}
-	if actor == requester {
-		return &DeniedError{Reason: SelfApproval, Message: "you cannot approve your own request; another team lead must approve it."}
+	return p.canConfirmOwn(ctx, actor, r.Requester)
+}
+
+// canApproveOthers is the two-person rule: an approver, never the requester.
+func (p *Policy) canApproveOthers(ctx context.Context, actor string, r Request) error {
+	if actor == r.Requester {
+		msg := "you cannot approve your own request; another team lead must approve it."
+		if !r.NeedsApprover {
+			msg = "approvers are configured now (the configuration changed since this request was opened), so you cannot confirm your own request; an approver must approve it."
+		}
+		return &DeniedError{Reason: SelfApproval, Message: msg}
 	}
 	ok, err := p.member(ctx, actor, p.cfg.Approvers)
 	if err != nil {
@@ -131,6 +146,23 @@ func (p *Policy) CanApprove(ctx context.Context, actor, requester string) error 
 	}
 	if !ok {
 		return &DeniedError{Reason: NotApprover, Message: "you are not an approver for risk resets."}
+	}
+	return nil
+}
+
+// canConfirmOwn is the rule without approvers: the requester confirms.
+func (p *Policy) canConfirmOwn(ctx context.Context, actor, requester string) error {
+	if actor != requester {
+		return &DeniedError{Reason: NotParticipant, Message: fmt.Sprintf("only <@%s>, who asked for this reset, can confirm it.", requester)}
+	}
+	// Confirming starts the reset, so the requester must still be allowed
+	// to request: removal from the list takes effect here too.
+	ok, err := p.member(ctx, actor, p.cfg.Requesters)
+	if err != nil {
+		return fmt.Errorf("checking requesters: %w", err)
+	}
+	if !ok {
+		return &DeniedError{Reason: NotRequester, Message: "you are no longer allowed to request risk resets, so you cannot confirm this one."}
 	}
 	return nil
 }

@@ -198,9 +198,54 @@ func TestCanApprove(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, _ := newPolicy(tt.cfg, defaultGroups(), cacheTTL)
-			denied := checkDecision(t, p.CanApprove(context.Background(), tt.actor, tt.requester), tt.wantReason)
+			denied := checkDecision(t, p.CanApprove(context.Background(), tt.actor, openedUnder(p, tt.requester)), tt.wantReason)
 			if tt.wantReason == authz.NotParticipant && !strings.Contains(denied.Message, "<@"+tt.requester+">") {
 				t.Errorf("message %q does not name the requester <@%s>", denied.Message, tt.requester)
+			}
+		})
+	}
+}
+
+// openedUnder returns requester's request as if opened under p's
+// configuration, as it is when the configuration has not changed since.
+func openedUnder(p *authz.Policy, requester string) authz.Request {
+	return authz.Request{Requester: requester, NeedsApprover: p.RequiresApprover()}
+}
+
+// TestCanApproveFollowsTheRequestsRule: the configuration may change while
+// a request is pending (a restart, a replica configured differently). The
+// stricter of the request's own rule and the configuration now applies, so
+// a card that said "needs an approver" can never be confirmed by its
+// requester.
+func TestCanApproveFollowsTheRequestsRule(t *testing.T) {
+	withApprovers := authz.Config{Requesters: []string{socGroup, leadA}, Approvers: []string{leadA, leadsGroup}}
+	noApprovers := authz.Config{Requesters: []string{socGroup, leadA}}
+	tests := []struct {
+		name          string
+		now           authz.Config
+		needsApprover bool
+		actor         string
+		wantReason    authz.Reason
+	}{
+		{name: "approvers removed: requester cannot confirm", now: noApprovers, needsApprover: true, actor: requester, wantReason: authz.NoApprovers},
+		{name: "approvers removed: former approver cannot approve", now: noApprovers, needsApprover: true, actor: leadA, wantReason: authz.NoApprovers},
+		{name: "approvers removed: stranger cannot approve", now: noApprovers, needsApprover: true, actor: stranger, wantReason: authz.NoApprovers},
+		{name: "approvers added: requester cannot confirm", now: withApprovers, actor: requester, wantReason: authz.SelfApproval},
+		{name: "approvers added: an approver may approve", now: withApprovers, actor: leadB},
+		{name: "approvers added: stranger cannot", now: withApprovers, actor: stranger, wantReason: authz.NotApprover},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := newPolicy(tt.now, defaultGroups(), cacheTTL)
+			denied := checkDecision(t, p.CanApprove(context.Background(), tt.actor, authz.Request{Requester: requester, NeedsApprover: tt.needsApprover}), tt.wantReason)
+			if denied == nil || denied.Reason == authz.NotApprover {
+				return
+			}
+			if strings.Contains(denied.Message, "another team lead must approve") || !strings.Contains(denied.Message, "configur") {
+				t.Errorf("message %q does not say the configuration changed", denied.Message)
+			}
+			if tt.wantReason == authz.NoApprovers && !strings.Contains(denied.Message, "<@"+requester+"> can cancel") {
+				t.Errorf("message %q does not say the requester can still cancel", denied.Message)
 			}
 		})
 	}
@@ -251,7 +296,7 @@ func TestCanApproveSelfConfirmRechecksRequester(t *testing.T) {
 	groups.set(socGroup, "USOC2")
 	clock.t = clock.t.Add(cacheTTL)
 
-	checkDecision(t, p.CanApprove(ctx, requester, requester), authz.NotRequester)
+	checkDecision(t, p.CanApprove(ctx, requester, openedUnder(p, requester)), authz.NotRequester)
 }
 
 func TestRequiresApproverAndApproverLists(t *testing.T) {
@@ -335,7 +380,7 @@ func TestGroupCache(t *testing.T) {
 					groups.set(leadsGroup, "ULEAD3")
 				}
 				t.Run(fmt.Sprintf("step %d", i), func(t *testing.T) {
-					checkDecision(t, p.CanApprove(ctx, leadB, requester), s.wantReason)
+					checkDecision(t, p.CanApprove(ctx, leadB, openedUnder(p, requester)), s.wantReason)
 				})
 				if got := groups.lookups(leadsGroup); got != s.wantLookups {
 					t.Errorf("step %d: %d lookups, want %d", i, got, s.wantLookups)
@@ -351,7 +396,7 @@ func TestGroupCacheIsPerGroupAndShared(t *testing.T) {
 	p, _ := newPolicy(authz.Config{Requesters: []string{socGroup}, Approvers: []string{leadsGroup}}, groups, cacheTTL)
 
 	checkDecision(t, p.CanRequest(ctx, requester, "CSOC"), "")
-	checkDecision(t, p.CanApprove(ctx, leadB, requester), "")
+	checkDecision(t, p.CanApprove(ctx, leadB, openedUnder(p, requester)), "")
 	checkDecision(t, p.CanReject(ctx, "ULEAD3", requester), "")
 	checkDecision(t, p.CanRequest(ctx, "USOC2", "CSOC"), "")
 
@@ -367,7 +412,7 @@ func TestListedUserNeedsNoLookup(t *testing.T) {
 	p, _ := newPolicy(authz.Config{Requesters: []string{socGroup, otherReq}, Approvers: []string{leadsGroup, leadA}}, groups, cacheTTL)
 
 	checkDecision(t, p.CanRequest(ctx, otherReq, "CSOC"), "")
-	checkDecision(t, p.CanApprove(ctx, leadA, requester), "")
+	checkDecision(t, p.CanApprove(ctx, leadA, openedUnder(p, requester)), "")
 	checkDecision(t, p.CanReject(ctx, leadA, requester), "")
 	if n := groups.totalLookups(); n != 0 {
 		t.Errorf("%d group lookups for users listed by ID, want 0", n)
@@ -384,8 +429,12 @@ func TestLookupErrorIsNotADenial(t *testing.T) {
 	}{
 		{"request", socGroup, func(p *authz.Policy) error { return p.CanRequest(context.Background(), requester, "CSOC") }},
 		{"request by stranger", socGroup, func(p *authz.Policy) error { return p.CanRequest(context.Background(), stranger, "CSOC") }},
-		{"approve", leadsGroup, func(p *authz.Policy) error { return p.CanApprove(context.Background(), leadB, requester) }},
-		{"approve by stranger", leadsGroup, func(p *authz.Policy) error { return p.CanApprove(context.Background(), stranger, requester) }},
+		{"approve", leadsGroup, func(p *authz.Policy) error {
+			return p.CanApprove(context.Background(), leadB, openedUnder(p, requester))
+		}},
+		{"approve by stranger", leadsGroup, func(p *authz.Policy) error {
+			return p.CanApprove(context.Background(), stranger, openedUnder(p, requester))
+		}},
 		{"reject", leadsGroup, func(p *authz.Policy) error { return p.CanReject(context.Background(), leadB, requester) }},
 	}
 	for _, tt := range tests {
@@ -427,7 +476,7 @@ func TestLookupErrorInOneGroupMemberOfAnother(t *testing.T) {
 	groups.fail(socGroup, errors.New("slack down"))
 	p, _ := newPolicy(authz.Config{Approvers: []string{socGroup, leadsGroup}}, groups, cacheTTL)
 
-	checkDecision(t, p.CanApprove(context.Background(), leadB, requester), "")
+	checkDecision(t, p.CanApprove(context.Background(), leadB, openedUnder(p, requester)), "")
 }
 
 func TestIsDenied(t *testing.T) {
@@ -469,7 +518,7 @@ func TestPolicyConcurrentUse(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() { errs <- p.CanRequest(ctx, requester, "CSOC") })
-		wg.Go(func() { errs <- p.CanApprove(ctx, leadB, requester) })
+		wg.Go(func() { errs <- p.CanApprove(ctx, leadB, openedUnder(p, requester)) })
 		wg.Go(func() { errs <- p.CanReject(ctx, "ULEAD3", requester) })
 	}
 	wg.Wait()

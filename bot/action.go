@@ -66,7 +66,7 @@ func (b *Bot) handleClick(ctx context.Context, c click) {
 	}
 	req = b.adoptCard(ctx, log, req, c)
 	if c.actionID == ActionApprove {
-		b.approve(ctx, log, req, c.actor, tell)
+		b.approve(ctx, log, req, c, tell)
 		return
 	}
 	b.reject(ctx, log, req, c, tell)
@@ -102,7 +102,13 @@ func (b *Bot) forgottenCard(ctx context.Context, log zerolog.Logger, c click, te
 	if c.channelID == "" || c.messageTS == "" {
 		return
 	}
-	_, _, _, err := b.api.UpdateMessageContext(ctx, c.channelID, c.messageTS,
+	done, err := b.cardTurn(ctx, log, c.channelID, c.messageTS)
+	if err != nil {
+		log.Warn().Err(err).Msg("retiring the unknown card failed")
+		return
+	}
+	defer done()
+	_, _, _, err = b.api.UpdateMessageContext(ctx, c.channelID, c.messageTS,
 		slack.MsgOptionText("Risk reset request no longer pending", false),
 		slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(":hourglass: This request is no longer pending; nothing was changed. Run `/risk-reset` again if needed."), nil, nil, slack.SectionBlockOptionBlockID(blockStatus))))
 	if err != nil {
@@ -110,11 +116,12 @@ func (b *Bot) forgottenCard(ctx context.Context, log zerolog.Logger, c click, te
 	}
 }
 
-func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Request, actor string, tell func(string)) {
-	if !b.authorizeClick(ctx, log, b.policy.CanApprove(ctx, actor, req.Requester), actor, tell) {
+func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Request, c click, tell func(string)) {
+	actor := c.actor
+	if !b.authorizeClick(ctx, log, req, c, b.policy.CanApprove(ctx, actor, approvalRule(req)), tell) {
 		return
 	}
-	if !b.authorizeClick(ctx, log, b.checkNotTarget(ctx, actor, req.Target), actor, tell) {
+	if !b.authorizeClick(ctx, log, req, c, b.checkNotTarget(ctx, actor, req.Target), tell) {
 		return
 	}
 	stale, err := b.staleApprovals(ctx, log, req)
@@ -157,7 +164,7 @@ func (b *Bot) approve(ctx context.Context, log zerolog.Logger, req *request.Requ
 func (b *Bot) staleApprovals(ctx context.Context, log zerolog.Logger, req *request.Request) ([]string, error) {
 	var stale []string
 	for _, a := range req.Approvals {
-		err := b.policy.CanApprove(ctx, a.By, req.Requester)
+		err := b.policy.CanApprove(ctx, a.By, approvalRule(req))
 		if _, denied := authz.IsDenied(err); denied {
 			log.Info().Str("approver", a.By).Err(err).Msg("earlier approval no longer counts")
 			stale = append(stale, a.By)
@@ -166,6 +173,12 @@ func (b *Bot) staleApprovals(ctx context.Context, log zerolog.Logger, req *reque
 		}
 	}
 	return stale, nil
+}
+
+// approvalRule is what the policy needs of req: the rule it was opened
+// under, which a later configuration cannot relax.
+func approvalRule(req *request.Request) authz.Request {
+	return authz.Request{Requester: req.Requester, NeedsApprover: !req.SelfConfirm()}
 }
 
 func mentions(ids []string) string {
@@ -177,7 +190,7 @@ func mentions(ids []string) string {
 }
 
 func (b *Bot) reject(ctx context.Context, log zerolog.Logger, req *request.Request, c click, tell func(string)) {
-	if !b.authorizeClick(ctx, log, b.policy.CanReject(ctx, c.actor, req.Requester), c.actor, tell) {
+	if !b.authorizeClick(ctx, log, req, c, b.policy.CanReject(ctx, c.actor, req.Requester), tell) {
 		return
 	}
 	if c.actor != req.Requester && !c.confirmed && req.State == request.StatePending && b.askDenyReason(ctx, log, req, c) {
@@ -208,8 +221,9 @@ func (b *Bot) askDenyReason(ctx context.Context, log zerolog.Logger, req *reques
 }
 
 // authorizeClick reports whether the click may proceed, telling the actor
-// why not when it may not.
-func (b *Bot) authorizeClick(ctx context.Context, log zerolog.Logger, err error, actor string, tell func(string)) bool {
+// why not when it may not. A refusal is recorded in the audit channel, as
+// a refused command is.
+func (b *Bot) authorizeClick(ctx context.Context, log zerolog.Logger, req *request.Request, c click, err error, tell func(string)) bool {
 	if err == nil {
 		return true
 	}
@@ -217,11 +231,26 @@ func (b *Bot) authorizeClick(ctx context.Context, log zerolog.Logger, err error,
 	if denied, ok := authz.IsDenied(err); ok {
 		log.Warn().Str("event", "audit").Str("action", "click_denied").Str("refusal", string(denied.Reason)).Msg("click refused")
 		tell(":no_entry: " + capitalize(denied.Message))
+		link := b.permalink(ctx, log, req.ChannelID, req.CardTS)
+		b.auditRefusal(ctx, log, clickWhat(c.actionID), c.actor, refusedClickWhere(req), denied.Message, link)
 		return false
 	}
 	log.Error().Err(err).Msg("could not check the clicker's permission")
 	tell(checkFailedText)
 	return false
+}
+
+// clickWhat names a refused click in its audit record.
+func clickWhat(actionID string) string {
+	if actionID == ActionApprove {
+		return "an approve click"
+	}
+	return "a cancel/deny click"
+}
+
+// refusedClickWhere says which request a refused click was on.
+func refusedClickWhere(r *request.Request) string {
+	return fmt.Sprintf(" on request `%s` to reset *%s* (requested by <@%s>)", r.ID, escape(targetLabel(r.Target)), r.Requester)
 }
 
 // clickLost tells the loser of a race (or a late clicker) who decided and
@@ -365,19 +394,6 @@ func (b *Bot) finishVisibly(ctx context.Context, log zerolog.Logger, r *request.
 	b.auditRecord(ctx, log, record)
 }
 
-// refreshCard rewrites the card to show r as it now is.
-func (b *Bot) refreshCard(ctx context.Context, log zerolog.Logger, r *request.Request) {
-	if r.CardTS == "" {
-		return
-	}
-	_, _, _, err := b.api.UpdateMessageContext(ctx, r.ChannelID, r.CardTS,
-		slack.MsgOptionText(cardText(r), true),
-		slack.MsgOptionBlocks(cardBlocks(r, b.cardView(r))...))
-	if err != nil {
-		log.Error().Err(err).Msg("updating the card failed")
-	}
-}
-
 func (b *Bot) cardView(r *request.Request) cardView {
 	return cardView{approvers: b.approversText(r), status: statusText(r)}
 }
@@ -402,6 +418,10 @@ func (b *Bot) approversText(r *request.Request) string {
 	}
 	if len(who) > 0 {
 		text += " (" + joinOr(who) + ")"
+	}
+	if !b.policy.RequiresApprover() {
+		// The configuration changed since the request was opened.
+		return text + fmt.Sprintf(", but no approvers are configured now. <@%s> may cancel and ask again.", r.Requester)
 	}
 	return text + fmt.Sprintf(". <@%s> may cancel.", r.Requester)
 }

@@ -118,6 +118,7 @@ type Bot struct {
 	now     func() time.Time
 
 	posts     *postQueue // one chat.postMessage in flight per channel
+	cards     *postQueue // one chat.update in flight per card (channel/ts)
 	sem       chan struct{}
 	inflight  sync.WaitGroup
 	notices   sync.WaitGroup // "restarting" answers sent while draining
@@ -140,6 +141,7 @@ func New(cfg Config, d Deps) *Bot {
 		log:     d.Log,
 		metrics: d.Metrics,
 		posts:   newPostQueue(),
+		cards:   newPostQueue(),
 		now:     d.Now,
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -130,9 +131,7 @@ func (b *Bot) refuseCommand(ctx context.Context, log zerolog.Logger, o origin, e
 	log.Warn().Str("event", "audit").Str("action", "command_denied").Str("actor", o.userID).
 		Str("refusal", string(denied.Reason)).Msg("risk reset request refused")
 	tell(":no_entry: " + capitalize(denied.Message))
-	// authz builds its messages from configured IDs only, so their
-	// mentions and channel links are kept live.
-	b.auditRecord(ctx, log, fmt.Sprintf(":no_entry: Refused `/risk-reset` from <@%s> in <#%s>: %s", o.userID, o.channelID, denied.Message))
+	b.auditRefusal(ctx, log, "`/risk-reset`", o.userID, " in <#"+o.channelID+">", denied.Message, "")
 }
 
 // tellCreateFailed answers a request that could not be stored: a
@@ -162,20 +161,36 @@ func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Req
 	ts, err := b.postMessage(ctx, req.ChannelID,
 		slack.MsgOptionText(cardText(req), true),
 		slack.MsgOptionBlocks(cardBlocks(req, b.cardView(req))...))
+	// The post may have used up the handler's time (a burst waits out
+	// Slack's rate limit), and with Redis a write on an ended context
+	// fails at once; what the post left to record is written regardless.
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
 	if err != nil {
 		log.Error().Err(err).Msg("posting the card failed")
 		b.countCommand("card_failed")
-		b.abandon(ctx, log, req, "the confirmation card could not be posted")
+		b.abandon(bctx, log, req, "the confirmation card could not be posted")
 		tell(slackProblem("post the confirmation card here", err, b.botUser, req.ChannelID))
 		return false
 	}
-	if _, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { r.CardTS = ts; return nil }); err != nil {
+	if _, err := b.store.Update(bctx, req.ID, func(r *request.Request) error { r.CardTS = ts; return nil }); err != nil {
 		log.Error().Err(err).Msg("recording the card failed")
 	}
 	req.CardTS = ts
 	b.auditLog(req, "", req.Requester, "requested")
 	b.threadReply(ctx, log, req, fmt.Sprintf("Requested by <@%s>. %s", req.Requester, escape(approverHint(req))))
 	return true
+}
+
+// bookkeepingTimeout bounds a store write that must not be lost with the
+// handler's context: without it a request stays pending with no card and
+// blocks its target until it expires, or a card keeps its buttons.
+const bookkeepingTimeout = 10 * time.Second
+
+// bookkeeping returns a context for such a write: ctx's values, not its
+// end.
+func bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 }
 
 func (b *Bot) countCommand(result string) { b.metrics.Commands.WithLabelValues(result).Inc() }

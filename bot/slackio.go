@@ -90,6 +90,19 @@ func (b *Bot) auditRecord(ctx context.Context, log zerolog.Logger, text string) 
 	}
 }
 
+// auditRefusal records one refusal in the audit channel: what was
+// refused, whose, where, the reason they were told and, when there is
+// one, a link to the card. authz builds its messages from Slack IDs only
+// (configured ones and the requester's), so their mentions and channel
+// links are kept live.
+func (b *Bot) auditRefusal(ctx context.Context, log zerolog.Logger, what, actor, where, message, link string) {
+	text := fmt.Sprintf(":no_entry: Refused %s from <@%s>%s: %s", what, actor, where, message)
+	if link != "" {
+		text += "\nCard: " + link
+	}
+	b.auditRecord(ctx, log, text)
+}
+
 // openAuditRecord writes the audit record of a reset about to run and
 // returns its ts; with no audit channel it returns "" and no error.
 func (b *Bot) openAuditRecord(ctx context.Context, r *request.Request) (string, error) {

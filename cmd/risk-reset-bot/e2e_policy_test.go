@@ -64,13 +64,40 @@ func TestStrangerCannotApproveOrDeny(t *testing.T) {
 	if lines := h.logs.logLines(map[string]string{"event": "audit", "action": "click_denied", "actor": stranger}); len(lines) != 2 {
 		t.Errorf("%d click_denied audit log lines, want 2", len(lines))
 	}
+	// Each refused click is on record in the audit channel: who, which
+	// request, why, and where the card is.
+	requestID := cardRequestID(t, card)
+	for _, why := range []string{"not an approver", "requester or an approver can reject"} {
+		record := h.auditRecord(why)
+		for _, want := range []string{"Refused", "<@" + stranger + ">", requestID, "/archives/" + channelOps + "/p"} {
+			if !strings.Contains(record.Text, want) {
+				t.Errorf("refused click's audit record lacks %q: %q", want, record.Text)
+			}
+		}
+	}
 
 	// The card is still live for a real approver.
 	h.click(lead, card, "risk_reset_approve")
 	h.waitCard(card, "Risk score reset")
+	h.auditRecord("Risk reset succeeded")
+	h.shutdown()
 	if n := h.cf.Resets(aliceID); n != 1 {
 		t.Errorf("resets = %d, want 1", n)
 	}
+	if n := len(auditRecordsWith(h, "Refused")); n != 2 {
+		t.Errorf("%d refusal records in the audit channel, want 2 (one per refused click)", n)
+	}
+}
+
+// auditRecordsWith returns the audit channel's records that contain text.
+func auditRecordsWith(h *harness, text string) []string {
+	var out []string
+	for _, m := range h.slack.Messages(channelAudit) {
+		if strings.Contains(m.Text, text) {
+			out = append(out, m.Text)
+		}
+	}
+	return out
 }
 
 func TestRequesterCannotApproveOwnRequest(t *testing.T) {
@@ -87,6 +114,9 @@ func TestRequesterCannotApproveOwnRequest(t *testing.T) {
 
 	h.click(lead, card, "risk_reset_approve")
 	h.ephemeral(lead, "cannot approve your own request")
+	if record := h.auditRecord("Refused"); !strings.Contains(record.Text, "<@"+lead+">") || !strings.Contains(record.Text, "cannot approve your own request") {
+		t.Errorf("the refused self-approval's audit record does not say who and why: %q", record.Text)
+	}
 	if now := h.current(card); now.Updates != 0 {
 		t.Errorf("a refused self-approval changed the card: %s", now.Blocks)
 	}
@@ -154,5 +184,37 @@ func TestGroupLookupFailureRefusesClick(t *testing.T) {
 	h.waitCard(card, "Risk score reset")
 	if n := h.cf.Resets(aliceID); n != 1 {
 		t.Errorf("resets = %d, want 1", n)
+	}
+}
+
+// TestRequesterCannotConfirmAfterApproversRemoved: a request opened while
+// approvers were configured keeps needing an approver other than its
+// requester after a restart without APPROVER_IDS. The stored request says
+// so, whatever the configuration now: the requester cannot confirm it,
+// nobody can approve it, and the requester can still cancel it.
+func TestRequesterCannotConfirmAfterApproversRemoved(t *testing.T) {
+	h := newHarness(t, withRedis(t))
+	a := h.startReplica()
+	card := h.requestVia(a, analyst, aliceEmail, aliceID)
+	h.threadReply(card, "Waiting for an approver")
+	a.shutdown()
+
+	h.env["APPROVER_IDS"] = ""
+	b := h.startReplica()
+	h.clickVia(b, analyst, card, "risk_reset_approve")
+	h.ephemeral(analyst, "no approvers are configured now")
+	h.clickVia(b, lead, card, "risk_reset_approve")
+	h.ephemeral(lead, "no approvers are configured now")
+	if now := h.current(card); now.Updates != 0 || !hasButtons(now) {
+		t.Errorf("refused approvals changed the card (updates=%d): %s", now.Updates, blockText(t, now))
+	}
+	if n := h.cf.Resets(aliceID); n != 0 {
+		t.Fatalf("resets = %d: a request needing an independent approver was reset without one", n)
+	}
+
+	h.clickVia(b, analyst, card, "risk_reset_reject")
+	h.waitCard(card, "Cancelled by <@"+analyst+">")
+	if n := h.cf.Resets(aliceID); n != 0 {
+		t.Errorf("resets = %d, want 0", n)
 	}
 }

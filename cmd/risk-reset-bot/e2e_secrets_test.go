@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -66,8 +69,14 @@ func checkNoSecretLeaks(t *testing.T, h *harness, cfSecret string) {
 	if len(secretPaths) == 0 {
 		t.Fatal("no response_url was posted to; the flow did not exercise them")
 	}
+	// The deny form's private_metadata carries the click's response_url,
+	// to answer the approver if the denial loses: Slack issued that URL,
+	// and hands private_metadata back to the app without showing it to
+	// anyone. Anywhere else, a response_url's secret path is a leak.
+	urlPlaces := maps.Clone(places)
+	urlPlaces["Slack"] = withoutPrivateMetadata(t, h, h.slackTraffic())
 	for _, s := range secretPaths {
-		for where, text := range places {
+		for where, text := range urlPlaces {
 			if strings.Contains(text, s) {
 				t.Errorf("the secret path of a response_url appears in %s", where)
 			}
@@ -100,6 +109,28 @@ func runLeakFlow(t *testing.T, h *harness) {
 	h.click(lead, bobCard, "risk_reset_approve")
 	h.waitCard(bobCard, "Risk score reset")
 	h.threadReply(bobCard, "Done")
+
+	// An approver denies through the reason form, whose private_metadata
+	// makes a round trip through Slack; a second form loses to the
+	// requester's cancel, so its approver is answered on the response_url
+	// that metadata carried.
+	h.command(analyst, channelOps, bobEmail+" second look")
+	denied := h.waitNewCard(bobCard, bobID)
+	h.threadReply(denied, "Requested by")
+	h.denyWithReason(lead2, denied, "not a false positive, INC-4712")
+	h.waitCard(denied, "Denied by <@"+lead2+">")
+	h.threadReply(denied, "Reason: not a false positive, INC-4712")
+	h.command(analyst, channelOps, bobEmail+" third look")
+	late := h.waitNewCard(denied, bobID)
+	h.threadReply(late, "Requested by")
+	form := h.openDenyForm(lead2, late)
+	h.click(analyst, late, "risk_reset_reject")
+	h.waitCard(late, "Cancelled by <@"+analyst+">")
+	h.submitDenyForm(lead2, form, "too late")
+	h.ephemeral(lead2, "already cancelled by <@"+analyst+">")
+	if views := h.slack.Views(); len(views) != 2 || views[0].CallbackID != "risk_reset_deny" || views[1].PrivateMetadata == "" {
+		t.Errorf("the deny forms were not opened with their metadata as planned: %+v", views)
+	}
 
 	// Slack: the bot is not in the channel.
 	h.command(analyst, channelOther, aliceEmail+" travel")
@@ -155,6 +186,26 @@ func (h *harness) failRun() error {
 		h.t.Fatal("run returned nil after Slack refused the app token")
 	}
 	return err
+}
+
+// withoutPrivateMetadata returns traffic (see slackTraffic) with the
+// private_metadata of every view the bot opened or updated taken out.
+func withoutPrivateMetadata(t *testing.T, h *harness, traffic string) string {
+	t.Helper()
+	for _, c := range h.slack.Calls("") {
+		if c.Method != "views.open" && c.Method != "views.update" {
+			continue
+		}
+		raw := c.Form.Get("view")
+		var view map[string]any
+		if err := json.Unmarshal([]byte(raw), &view); err != nil {
+			t.Fatalf("%s sent a view that is not JSON: %v", c.Method, err)
+		}
+		delete(view, "private_metadata")
+		stripped, _ := json.Marshal(view)
+		traffic = strings.ReplaceAll(traffic, url.QueryEscape(raw), url.QueryEscape(string(stripped)))
+	}
+	return traffic
 }
 
 // viewsText renders the modals the bot opened.
