@@ -67,6 +67,10 @@ func cloudflareProblem(err error, what string) string {
 	// What is known of the reset's fate comes first: that is what people
 	// act on. The HTTP details follow from the wrapped *APIError.
 	switch {
+	case errors.Is(err, cloudflare.ErrResetUnconfirmed):
+		return "Cloudflare did not answer the reset in time" + statusNote(err) + ", and the user does not show it yet; Cloudflare may still apply it. Check the user's risk score in the Cloudflare dashboard before asking again."
+	case errors.Is(err, cloudflare.ErrLookupIncomplete):
+		return "Cloudflare has more users matching that email than the bot reads, so the lookup could not be completed. Use the Cloudflare user ID instead."
 	case errors.Is(err, cloudflare.ErrResetOutcomeUnknown):
 		return "Cloudflare failed" + statusNote(err) + " and the bot could not read the user back, so it is unknown whether the risk score was reset. Check the user in the Cloudflare dashboard before asking again."
 	case errors.Is(err, cloudflare.ErrResetNotApplied):

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 )
@@ -24,10 +25,11 @@ const DefaultBaseURL = "https://api.cloudflare.com/client/v4"
 
 // Defaults for the options.
 const (
-	DefaultUserAgent   = "risk-reset-bot/dev"
-	DefaultRetryBudget = 30 * time.Second
-	DefaultBackoffBase = 500 * time.Millisecond
-	DefaultBackoffMax  = 8 * time.Second
+	DefaultUserAgent    = "risk-reset-bot/dev"
+	DefaultRetryBudget  = 30 * time.Second
+	DefaultBackoffBase  = 500 * time.Millisecond
+	DefaultBackoffMax   = 8 * time.Second
+	DefaultSettleWindow = 10 * time.Second
 )
 
 // maxBodySize bounds how much of a response body is read.
@@ -98,15 +100,20 @@ func headerSafe(what, v string) error {
 // Client calls the Cloudflare API for one account. It is safe for
 // concurrent use.
 type Client struct {
-	httpClient  *http.Client
-	baseURL     *url.URL
-	rawBaseURL  string
-	accountID   string
-	auth        Auth
-	userAgent   string
-	retryBudget time.Duration
-	backoffBase time.Duration
-	backoffMax  time.Duration
+	httpClient   *http.Client
+	baseURL      *url.URL
+	rawBaseURL   string
+	accountID    string
+	auth         Auth
+	userAgent    string
+	retryBudget  time.Duration
+	backoffBase  time.Duration
+	backoffMax   time.Duration
+	settleWindow time.Duration
+
+	// traced records that the transport reports trace events, so that a
+	// request it reported nothing about surely never left (see send).
+	traced atomic.Bool
 
 	// onWait, when set, is called before each wait between attempts; tests
 	// use it to act while the client is backing off.
@@ -126,7 +133,9 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.httpClie
 // WithUserAgent sets the User-Agent, e.g. "risk-reset-bot/1.2.3".
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
-// WithRetryBudget bounds the total time one call spends retrying.
+// WithRetryBudget bounds the total time of one call: no attempt runs past
+// it, and a retry is made only when a tenth of it is left after the wait.
+// (A reset may spend up to the settle window more reading its outcome.)
 func WithRetryBudget(d time.Duration) Option { return func(c *Client) { c.retryBudget = d } }
 
 // WithBackoff sets the bounds of the jittered exponential backoff used when
@@ -135,17 +144,24 @@ func WithBackoff(base, max time.Duration) Option {
 	return func(c *Client) { c.backoffBase, c.backoffMax = base, max }
 }
 
+// WithSettleWindow bounds how long a reset whose answer never came (a
+// timeout, a dropped connection, a 504) is watched for the moment it takes
+// effect, and how long the reads that settle an unclear reset may run past
+// the retry budget or the caller's context.
+func WithSettleWindow(d time.Duration) Option { return func(c *Client) { c.settleWindow = d } }
+
 // NewClient returns a client for the account (32 hexadecimal characters).
 func NewClient(accountID string, auth Auth, opts ...Option) (*Client, error) {
 	c := &Client{
-		httpClient:  &http.Client{Timeout: 30 * time.Second},
-		rawBaseURL:  DefaultBaseURL,
-		accountID:   strings.ToLower(accountID),
-		auth:        auth,
-		userAgent:   DefaultUserAgent,
-		retryBudget: DefaultRetryBudget,
-		backoffBase: DefaultBackoffBase,
-		backoffMax:  DefaultBackoffMax,
+		httpClient:   &http.Client{Timeout: 30 * time.Second},
+		rawBaseURL:   DefaultBaseURL,
+		accountID:    strings.ToLower(accountID),
+		auth:         auth,
+		userAgent:    DefaultUserAgent,
+		retryBudget:  DefaultRetryBudget,
+		backoffBase:  DefaultBackoffBase,
+		backoffMax:   DefaultBackoffMax,
+		settleWindow: DefaultSettleWindow,
 	}
 	for _, opt := range opts {
 		opt(c)
@@ -176,8 +192,10 @@ func (c *Client) validate() error {
 		return errors.New("cloudflare: nil HTTP client")
 	case c.userAgent == "":
 		return errors.New("cloudflare: empty User-Agent")
-	case c.retryBudget < 0:
-		return errors.New("cloudflare: negative retry budget")
+	case c.retryBudget <= 0:
+		return errors.New("cloudflare: the retry budget must be positive")
+	case c.settleWindow <= 0:
+		return errors.New("cloudflare: the settle window must be positive")
 	case c.backoffBase <= 0 || c.backoffMax < c.backoffBase:
 		return errors.New("cloudflare: backoff needs 0 < base <= max")
 	}

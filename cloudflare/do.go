@@ -34,8 +34,8 @@ type request struct {
 	// unsafe marks a call that must not be re-sent once Cloudflare may have
 	// received it (the reset POST).
 	unsafe bool
-	// deadline bounds the retries when the caller retries too (zero: the
-	// client's retry budget from now).
+	// deadline bounds the attempts and the waits between them when the
+	// caller retries too (zero: the client's retry budget from now).
 	deadline time.Time
 }
 
@@ -77,9 +77,26 @@ type attempt struct {
 // may or may not have acted.
 type ambiguousError struct {
 	err error
-	// retryable: re-sending is allowed once a read-back shows the first
-	// attempt was not applied (502, 503, 504, a dropped connection).
+	// retryable: re-sending is allowed once reading shows the attempt
+	// not applied (502, 503, 504, a dropped connection).
 	retryable bool
+	// inFlight: nothing says Cloudflare has finished with the request (a
+	// timeout or dropped connection once it was sent, or a 504 from a
+	// gateway that gave up while the origin may still be working), so it
+	// may take effect later. Otherwise it was answered (500, 502, 503, an
+	// unreadable 2xx), and a read from now on shows its effect.
+	inFlight bool
+	// retryAfter is the answer's Retry-After, 0 when none.
+	retryAfter time.Duration
+}
+
+func newAmbiguousError(ctx context.Context, at attempt) *ambiguousError {
+	return &ambiguousError{
+		err:        at.err,
+		retryable:  retryable(at) && ctx.Err() == nil,
+		inFlight:   at.status == 0 || at.status == http.StatusGatewayTimeout,
+		retryAfter: at.retryAfter,
+	}
 }
 
 func (e *ambiguousError) Error() string { return e.err.Error() }
@@ -94,17 +111,28 @@ func (c *Client) do(ctx context.Context, req request) (*response, error) {
 	if deadline.IsZero() {
 		deadline = time.Now().Add(c.retryBudget)
 	}
+	// The deadline bounds each attempt too: the HTTP client's own timeout
+	// could otherwise carry the last one far past it.
+	attemptCtx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var prev attempt
 	for n := 0; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("cloudflare: %s %s: %w", req.method, req.url.Path, err)
 		}
-		at := c.send(ctx, req)
+		at := c.send(attemptCtx, req)
 		if at.err == nil {
 			return at.res, nil
 		}
 		if req.unsafe && isAmbiguous(at) {
-			return nil, &ambiguousError{err: at.err, retryable: retryable(at) && ctx.Err() == nil}
+			return nil, newAmbiguousError(ctx, at)
 		}
+		if n > 0 && attemptCtx.Err() != nil && ctx.Err() == nil {
+			// The budget ran out during this attempt; the answer before
+			// it says more (a 429 becomes a *RateLimitError).
+			return nil, finalError(prev)
+		}
+		prev = at
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			if errors.Is(at.err, ctxErr) {
 				return nil, at.err
@@ -120,13 +148,21 @@ func (c *Client) do(ctx context.Context, req request) (*response, error) {
 		if at.hasRetry {
 			wait = max(wait, at.retryAfter)
 		}
-		if time.Now().Add(wait).After(deadline) {
+		if !c.retryFits(wait, deadline) {
 			return nil, finalError(at)
 		}
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("cloudflare: %s %s: stopped waiting to retry (%v): %w", req.method, req.url.Path, at.err, err)
 		}
 	}
+}
+
+// retryFits reports whether a retry after wait leaves time for its attempt
+// before deadline: a tenth of the budget at least. An attempt the deadline
+// cuts short after sending a reset leaves its outcome unknown, so a retry
+// with next to no time left costs more than it can win.
+func (c *Client) retryFits(wait time.Duration, deadline time.Time) bool {
+	return !time.Now().Add(wait + c.retryBudget/10).After(deadline)
 }
 
 // isAmbiguous reports whether Cloudflare may have acted on a request that
@@ -203,8 +239,9 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 // send makes one attempt and classifies its result.
 func (c *Client) send(ctx context.Context, req request) attempt {
 	// The transport reports these from its own goroutines.
-	var gotConn, wrote atomic.Bool
+	var getConn, gotConn, wrote atomic.Bool
 	trace := &httptrace.ClientTrace{
+		GetConn:      func(string) { getConn.Store(true); c.traced.Store(true) },
 		GotConn:      func(httptrace.GotConnInfo) { gotConn.Store(true) },
 		WroteRequest: func(info httptrace.WroteRequestInfo) { wrote.Store(info.Err == nil) },
 	}
@@ -217,12 +254,19 @@ func (c *Client) send(ctx context.Context, req request) attempt {
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("Content-Type", "application/json")
 
+	if err := ctx.Err(); err != nil {
+		// The retry budget ended as the attempt began.
+		return attempt{err: fmt.Errorf("cloudflare: %s %s: %w: %w", req.method, req.url.Path, ErrNotSent, err)}
+	}
 	resp, err := c.httpClient.Do(hreq)
 	if err != nil {
-		// A request is surely unsent when dialling failed, or when a
-		// connection was obtained but the request never finished writing.
-		// Without trace events (a custom transport), assume it was sent.
-		if isDialError(err) || (gotConn.Load() && !wrote.Load()) {
+		// A request is surely unsent when dialling failed, when it never
+		// got a connection (the deadline can end an attempt before or
+		// while it waits for one), or when a connection was obtained but
+		// the request never finished writing. Without trace events (a
+		// custom transport), assume it was sent.
+		noConn := !gotConn.Load() && (getConn.Load() || c.traced.Load())
+		if isDialError(err) || noConn || (gotConn.Load() && !wrote.Load()) {
 			return attempt{err: fmt.Errorf("cloudflare: %s %s: %w: %w", req.method, req.url.Path, ErrNotSent, stripURL(err))}
 		}
 		return attempt{

@@ -1,9 +1,12 @@
 package cloudflare
 
 import (
+	"errors"
 	"net/http"
 	"testing"
 	"time"
+
+	"risk-reset-bot/internal/cfapitest"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -39,5 +42,30 @@ func TestBackoffGrowsWithinBounds(t *testing.T) {
 				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, ceiling/2, ceiling)
 			}
 		}
+	}
+}
+
+// TestAttemptPastTheDeadlineIsNotSent: an attempt that would start once
+// the deadline has passed is not made, and says so: it is never taken for
+// a reset Cloudflare may have received. The first request teaches the
+// client that its transport reports trace events.
+func TestAttemptPastTheDeadlineIsNotSent(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := f.client.GetUserRisk(testContext(t), aliceID); err != nil {
+		t.Fatalf("GetUserRisk: %v", err)
+	}
+	for _, ahead := range []time.Duration{-time.Second, time.Microsecond} {
+		_, err := f.client.do(testContext(t), request{
+			method: http.MethodPost,
+			url:    f.client.endpoint(nil, "accounts", testAccount, "zt_risk_scoring", aliceID, "reset"),
+			unsafe: true, deadline: time.Now().Add(ahead),
+		})
+		var amb *ambiguousError
+		if !errors.Is(err, ErrNotSent) || errors.As(err, &amb) {
+			t.Errorf("deadline %v ahead: error %v (%T), want ErrNotSent and not ambiguous", ahead, err, err)
+		}
+	}
+	if n := f.fake.Calls(cfapitest.OpResetRisk); n != 0 {
+		t.Errorf("%d resets reached Cloudflare, want none", n)
 	}
 }

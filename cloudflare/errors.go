@@ -24,12 +24,27 @@ var (
 	// ErrInvalidEmail means an email is empty or malformed; no request was
 	// sent.
 	ErrInvalidEmail = errors.New("cloudflare: not an email address")
-	// ErrResetNotApplied means a reset request failed ambiguously and
-	// reading the user's last_reset_time showed it was not applied.
+	// ErrResetNotApplied means a reset request failed ambiguously, but
+	// Cloudflare answered every attempt (500, 502, 503, an unreadable
+	// 2xx), and reading the user's last_reset_time afterwards showed none
+	// was applied: nothing was changed.
 	ErrResetNotApplied = errors.New("cloudflare: the risk score reset was not applied")
 	// ErrResetOutcomeUnknown means a reset request failed ambiguously and
-	// its outcome could not be read back either.
+	// its outcome could not be read back either, or (ErrResetUnconfirmed)
+	// could not be read back yet.
 	ErrResetOutcomeUnknown = errors.New("cloudflare: the outcome of the risk score reset is unknown")
+	// ErrResetUnconfirmed means a reset request went unanswered (a timeout,
+	// a dropped connection, a 504) and, by the end of the settle window,
+	// the user's last_reset_time did not show it: Cloudflare may still be
+	// working on it and apply it later. errors.Is also matches it with
+	// ErrResetOutcomeUnknown.
+	ErrResetUnconfirmed error = &refinedError{
+		msg:     "cloudflare: the risk score reset is not visible on the user, but Cloudflare may still apply it",
+		refines: ErrResetOutcomeUnknown,
+	}
+	// ErrLookupIncomplete means the email search matched more users than
+	// the client reads (maxUserPages pages), so the answer could be wrong.
+	ErrLookupIncomplete = errors.New("cloudflare: too many users match the email search to read them all")
 	// ErrResetNotVisible is the VerifyErr of an accepted reset whose
 	// read-back still shows an earlier last_reset_time.
 	ErrResetNotVisible = errors.New("cloudflare: last_reset_time does not show the reset")
@@ -40,6 +55,16 @@ var (
 	// key credentials, which Cloudflare's verify endpoints do not accept.
 	ErrTokenVerifyUnsupported = errors.New("cloudflare: only API tokens can be verified; legacy API keys cannot")
 )
+
+// refinedError is a sentinel that is a special case of another: errors.Is
+// matches both.
+type refinedError struct {
+	msg     string
+	refines error
+}
+
+func (e *refinedError) Error() string { return e.msg }
+func (e *refinedError) Unwrap() error { return e.refines }
 
 // ErrorDetail is one entry of an envelope's errors or messages.
 type ErrorDetail struct {

@@ -320,7 +320,7 @@ func TestSecretsStayOutOfErrors(t *testing.T) {
 			{Status: http.StatusInternalServerError},
 		}
 		for _, fault := range faults {
-			f := newFixture(t, auth, WithRetryBudget(0))
+			f := newFixture(t, auth, WithBackoff(time.Hour, time.Hour))
 			f.fake.Inject(cfapitest.OpGetUserRisk, fault)
 			f.fake.Inject(cfapitest.OpResetRisk, fault)
 			f.fake.Inject(cfapitest.OpListUsers, fault)

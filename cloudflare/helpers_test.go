@@ -41,7 +41,11 @@ func newFixture(t *testing.T, auth Auth, opts ...Option) *fixture {
 	return &fixture{fake: fake, srv: srv, client: newTestClient(t, srv, auth, opts...)}
 }
 
-// newTestClient points a client at srv with millisecond backoff.
+// testSettleWindow keeps unanswered resets from being watched for long.
+const testSettleWindow = 200 * time.Millisecond
+
+// newTestClient points a client at srv with millisecond backoff and a short
+// settle window.
 func newTestClient(t *testing.T, srv *cfapitest.Server, auth Auth, opts ...Option) *Client {
 	t.Helper()
 	if auth == nil {
@@ -52,6 +56,7 @@ func newTestClient(t *testing.T, srv *cfapitest.Server, auth Auth, opts ...Optio
 		WithHTTPClient(srv.Client()),
 		WithBackoff(time.Millisecond, 4*time.Millisecond),
 		WithRetryBudget(2 * time.Second),
+		WithSettleWindow(testSettleWindow),
 	}, opts...)
 	c, err := NewClient(testAccount, auth, all...)
 	if err != nil {

@@ -15,10 +15,6 @@ import (
 // last_reset_time with the moment we sent a reset.
 const clockSkew = 2 * time.Second
 
-// settleTimeout bounds the read that settles an ambiguous reset when the
-// caller's context is already done: the outcome must still be learned.
-const settleTimeout = 10 * time.Second
-
 // ResetResult is the outcome of a successful reset.
 type ResetResult struct {
 	// Verified is true when a read of the user's risk showed a
@@ -27,7 +23,8 @@ type ResetResult struct {
 	Verified bool
 	// Ambiguous is true when the reset's own answer was unclear (timeout,
 	// 5xx, dropped connection) and success was established by reading
-	// last_reset_time instead.
+	// last_reset_time instead, possibly some time later (see
+	// WithSettleWindow).
 	Ambiguous bool
 	// LastResetTime is what the verification read showed; zero if unread.
 	LastResetTime time.Time
@@ -57,54 +54,108 @@ type RiskEvent struct {
 // verifies it by reading last_reset_time (needs Zero Trust PII Read).
 //
 // When the reset's answer is ambiguous, the outcome is read from
-// last_reset_time before anything else. Only when that read shows the reset
-// was not applied, and the failure is one worth retrying (502, 503, 504, a
-// dropped connection), is it sent again, within the retry budget. A reset
-// that ends not applied returns an error wrapping ErrResetNotApplied and
-// the last failure; when the read fails too, ErrResetOutcomeUnknown.
+// last_reset_time before anything else. After an answered failure (500,
+// 502, 503, an unreadable 2xx) one read decides. After an unanswered one (a
+// timeout or dropped connection once the request was sent, a 504)
+// Cloudflare may still be working on the request, so the user is read
+// again, with backoff, until the reset shows or the settle window ends.
+// Only when it still does not show, and the failure is one worth retrying
+// (502, 503, 504, a dropped connection), is the reset sent again, no sooner
+// than Retry-After asks and within the retry budget.
+//
+// A reset that never shows returns an error wrapping the last failure and
+// ErrResetNotApplied when Cloudflare answered every attempt, or
+// ErrResetUnconfirmed when some attempt went unanswered (it may still be
+// applied); when reading fails too, ErrResetOutcomeUnknown.
+//
+// Every attempt and the verifying read end within the retry budget; the
+// reads that settle an ambiguous answer may run on for at most the settle
+// window past it, even when ctx has ended, because the outcome must be
+// learned. So the call takes at most the retry budget plus the settle
+// window.
 func (c *Client) ResetRiskScore(ctx context.Context, userID string) (*ResetResult, error) {
 	id, err := parseUserID(userID)
 	if err != nil {
 		return nil, err
 	}
-	sentAfter := time.Now()
-	deadline := sentAfter.Add(c.retryBudget)
+	now := time.Now()
+	rc := &resetCall{id: id, sentAfter: now, deadline: now.Add(c.retryBudget)}
 	for n := 0; ; n++ {
 		res, err := c.do(ctx, request{
 			method:     http.MethodPost,
 			url:        c.endpoint(nil, "accounts", c.accountID, "zt_risk_scoring", id, "reset"),
 			permission: PermZeroTrustWrite,
 			unsafe:     true,
-			deadline:   deadline,
+			deadline:   rc.deadline,
 		})
 		var amb *ambiguousError
 		if !errors.As(err, &amb) {
-			return c.resetDone(ctx, id, sentAfter, res, err)
+			return c.resetDone(ctx, rc, res, err)
 		}
-		result, err := c.settleReset(ctx, id, sentAfter, amb.err)
-		if err == nil || !errors.Is(err, ErrResetNotApplied) || !amb.retryable {
+		rc.inFlight = rc.inFlight || amb.inFlight
+		result, err := c.settleReset(ctx, rc, amb.err, amb.inFlight)
+		if !errors.Is(err, ErrResetNotApplied) && !errors.Is(err, ErrResetUnconfirmed) {
 			return result, err
 		}
-		// The read-back proved the attempt was not applied, so sending it
-		// again cannot reset twice.
-		wait := c.backoff(n)
-		if time.Now().Add(wait).After(deadline) {
+		if err := c.waitToResend(ctx, rc, n, amb, err); err != nil {
 			return nil, err
-		}
-		if serr := c.sleep(ctx, wait); serr != nil {
-			return nil, fmt.Errorf("%w (stopped waiting to retry: %w)", err, serr)
 		}
 	}
 }
 
+// resetCall is what one ResetRiskScore call knows across its attempts.
+type resetCall struct {
+	id        string
+	sentAfter time.Time // just before the first attempt
+	deadline  time.Time // the end of the retry budget
+	// inFlight: some attempt went unanswered, so it may still be applied.
+	inFlight bool
+}
+
+// notShown is the error of a reset that reading does not show.
+func (rc *resetCall) notShown(risk *UserRisk, cause error) error {
+	if rc.inFlight {
+		return fmt.Errorf("%w (user %s, last_reset_time still %s): %w",
+			ErrResetUnconfirmed, rc.id, formatTime(risk.LastResetTime), cause)
+	}
+	return fmt.Errorf("%w to %s: last_reset_time is %s, before the request: %w",
+		ErrResetNotApplied, rc.id, formatTime(risk.LastResetTime), cause)
+}
+
+// waitToResend waits to send again a reset that reading did not show, and
+// returns nil, or notShown when it must not be sent again. Re-sending is
+// safe in effect: the earlier attempt, applied late, and the new one both
+// only clear the score, and the read after the last one verifies.
+func (c *Client) waitToResend(ctx context.Context, rc *resetCall, n int, amb *ambiguousError, notShown error) error {
+	if !amb.retryable || ctx.Err() != nil {
+		return notShown
+	}
+	// Retry-After is a minimum, as in do.
+	wait := max(c.backoff(n), amb.retryAfter)
+	if !c.retryFits(wait, rc.deadline) {
+		return notShown
+	}
+	if err := c.sleep(ctx, wait); err != nil {
+		return fmt.Errorf("%w (stopped waiting to retry: %w)", notShown, err)
+	}
+	return nil
+}
+
 // resetDone completes a reset whose answer was clear: on success the user
-// is read back to verify it.
-func (c *Client) resetDone(ctx context.Context, id string, sentAfter time.Time, res *response, err error) (*ResetResult, error) {
+// is read back, within the call's deadline, to verify it.
+func (c *Client) resetDone(ctx context.Context, rc *resetCall, res *response, err error) (*ResetResult, error) {
+	if err != nil && rc.inFlight {
+		// This attempt failed clearly, but an earlier one went unanswered
+		// and may have been applied since: reading decides.
+		return c.settleReset(ctx, rc, err, false)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("resetting the risk score of %s: %w", id, err)
+		return nil, fmt.Errorf("resetting the risk score of %s: %w", rc.id, err)
 	}
 	result := &ResetResult{CFRay: res.cfRay}
-	risk, err := c.GetUserRisk(ctx, id)
+	verifyCtx, cancel := context.WithDeadline(ctx, rc.deadline)
+	defer cancel()
+	risk, err := c.GetUserRisk(verifyCtx, rc.id)
 	if err != nil {
 		result.VerifyErr = err
 		return result, nil
@@ -112,30 +163,59 @@ func (c *Client) resetDone(ctx context.Context, id string, sentAfter time.Time, 
 	if risk.LastResetTime != nil {
 		result.LastResetTime = *risk.LastResetTime
 	}
-	result.Verified = resetSince(risk.LastResetTime, sentAfter)
+	result.Verified = resetSince(risk.LastResetTime, rc.sentAfter)
 	if !result.Verified {
 		result.VerifyErr = fmt.Errorf("%w: last_reset_time %s is before the reset was sent", ErrResetNotVisible, formatTime(risk.LastResetTime))
 	}
 	return result, nil
 }
 
-// settleReset decides an ambiguous reset by reading last_reset_time.
-func (c *Client) settleReset(ctx context.Context, id string, sentAfter time.Time, resetErr error) (*ResetResult, error) {
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-		defer cancel()
-	}
-	risk, err := c.GetUserRisk(ctx, id)
+// settleReset decides an ambiguous attempt by reading last_reset_time
+// (see watchReset).
+func (c *Client) settleReset(ctx context.Context, rc *resetCall, cause error, inFlight bool) (*ResetResult, error) {
+	risk, err := c.watchReset(ctx, rc, inFlight)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the reset of %s failed ambiguously (%w), and reading last_reset_time failed: %w",
-			ErrResetOutcomeUnknown, id, resetErr, err)
+			ErrResetOutcomeUnknown, rc.id, cause, err)
 	}
-	if !resetSince(risk.LastResetTime, sentAfter) {
-		return nil, fmt.Errorf("%w to %s: last_reset_time is %s, before the request: %w",
-			ErrResetNotApplied, id, formatTime(risk.LastResetTime), resetErr)
+	if !resetSince(risk.LastResetTime, rc.sentAfter) {
+		return nil, rc.notShown(risk, cause)
 	}
 	return &ResetResult{Verified: true, Ambiguous: true, LastResetTime: *risk.LastResetTime}, nil
+}
+
+// watchReset reads the user after an ambiguous attempt. After an answered
+// one the first read is final. After one still in flight, a read that does
+// not show the reset is repeated, with backoff, until one does or the
+// settle window ends. It returns the last read that succeeded, and an error
+// only when none did.
+func (c *Client) watchReset(ctx context.Context, rc *resetCall, inFlight bool) (*UserRisk, error) {
+	end := time.Now().Add(c.settleWindow)
+	if late := rc.deadline.Add(c.settleWindow); late.Before(end) {
+		end = late
+	}
+	// The outcome must be learned even when the caller has given up, so
+	// the window bounds these reads, not ctx.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), end)
+	defer cancel()
+	var last *UserRisk
+	for n := 0; ; n++ {
+		risk, err := c.GetUserRisk(ctx, rc.id)
+		if err != nil {
+			if last == nil {
+				return nil, err
+			}
+			return last, nil
+		}
+		last = risk
+		if !inFlight || resetSince(risk.LastResetTime, rc.sentAfter) {
+			return risk, nil
+		}
+		wait := c.backoff(n)
+		if time.Now().Add(wait).After(end) || c.sleep(ctx, wait) != nil {
+			return risk, nil
+		}
+	}
 }
 
 func resetSince(last *time.Time, sentAfter time.Time) bool {

@@ -81,21 +81,32 @@ func TestResetWithoutPIIReadSucceedsUnverified(t *testing.T) {
 }
 
 // TestAmbiguousResetIsSettledByReading covers answers after which Cloudflare
-// may have reset: last_reset_time decides, and the POST is repeated only
-// when the read-back proved it was not applied and the failure is one worth
-// retrying (502, 503, 504, a dropped connection).
+// may have reset: last_reset_time decides. An answered failure (500, 502,
+// 503, an unreadable 200) is read once; an unanswered one (a timeout, a
+// dropped connection, a 504) is watched for the settle window, as
+// Cloudflare may still be working on it. The POST is repeated only when the
+// reset still does not show and the failure is one worth retrying (502,
+// 503, 504, a dropped connection). A reset that never shows ends not
+// applied when every attempt was answered, unconfirmed otherwise.
 func TestAmbiguousResetIsSettledByReading(t *testing.T) {
 	tests := []struct {
 		name    string
 		fault   cfapitest.Fault
+		more    []cfapitest.Fault // faults for the attempts after the first
+		opts    []Option
 		timeout time.Duration // caller's deadline, 0 for none
 		wantErr error         // underlying error when not applied
 		// earlier is a previous reset on record, and skew how far the
 		// fake's clock trails ours.
 		earlier time.Duration
 		skew    time.Duration
-		// retried: not applied, so sent again; the second attempt succeeds.
+		// retried: not shown, so sent again; the last attempt succeeds.
 		retried bool
+		// inFlight: the first attempt went unanswered, so its outcome
+		// may have been read more than once.
+		inFlight bool
+		// unconfirmed: never shown, and some attempt went unanswered.
+		unconfirmed bool
 	}{
 		{name: "502 applied", fault: cfapitest.Fault{Status: http.StatusBadGateway, ApplyFirst: true}},
 		{name: "500 applied", fault: cfapitest.Fault{Status: http.StatusInternalServerError, ApplyFirst: true}},
@@ -105,19 +116,35 @@ func TestAmbiguousResetIsSettledByReading(t *testing.T) {
 		{name: "html 502 applied", fault: cfapitest.Fault{Status: http.StatusBadGateway, Body: htmlPage, Header: htmlHeader, OffSpec: true, ApplyFirst: true}},
 		{name: "200 truncated applied", fault: cfapitest.Fault{Status: http.StatusOK, Body: `{"success":tr`, OffSpec: true, ApplyFirst: true}},
 		{name: "502 applied, server clock behind", fault: cfapitest.Fault{Status: http.StatusBadGateway, ApplyFirst: true}, skew: 1500 * time.Millisecond},
+		// Cloudflare applies these after the client stopped waiting: the
+		// first read shows nothing, a later one within the window does.
+		{name: "timeout applied late", fault: cfapitest.Fault{Hang: true, ApplyAfter: 150 * time.Millisecond},
+			timeout: 50 * time.Millisecond, opts: []Option{WithSettleWindow(5 * time.Second)}, inFlight: true},
+		{name: "504 applied late", fault: cfapitest.Fault{Status: http.StatusGatewayTimeout, ApplyAfter: 100 * time.Millisecond},
+			opts: []Option{WithSettleWindow(5 * time.Second)}, inFlight: true},
+		{name: "connection dropped applied late", fault: cfapitest.Fault{CloseConn: true, ApplyAfter: 100 * time.Millisecond},
+			opts: []Option{WithSettleWindow(5 * time.Second)}, inFlight: true},
 		{name: "502 not applied", fault: cfapitest.Fault{Status: http.StatusBadGateway}, retried: true},
 		{name: "502 not applied, earlier reset", fault: cfapitest.Fault{Status: http.StatusBadGateway}, earlier: time.Hour, retried: true},
 		{name: "502 not applied, reset 3s before", fault: cfapitest.Fault{Status: http.StatusBadGateway}, earlier: 3 * time.Second, retried: true},
 		{name: "503 not applied", fault: cfapitest.Fault{Status: http.StatusServiceUnavailable}, retried: true},
-		{name: "connection dropped not applied", fault: cfapitest.Fault{CloseConn: true}, retried: true},
+		{name: "504 not applied", fault: cfapitest.Fault{Status: http.StatusGatewayTimeout}, retried: true, inFlight: true},
+		{name: "connection dropped not applied", fault: cfapitest.Fault{CloseConn: true}, retried: true, inFlight: true},
 		{name: "500 not applied", fault: cfapitest.Fault{Status: http.StatusInternalServerError}, wantErr: &APIError{}},
 		{name: "500 not applied, earlier reset", fault: cfapitest.Fault{Status: http.StatusInternalServerError}, wantErr: &APIError{}, earlier: time.Hour},
-		{name: "timeout not applied", fault: cfapitest.Fault{Hang: true}, timeout: 300 * time.Millisecond, wantErr: context.DeadlineExceeded},
+		{name: "timeout not applied", fault: cfapitest.Fault{Hang: true}, timeout: 300 * time.Millisecond, wantErr: context.DeadlineExceeded,
+			inFlight: true, unconfirmed: true},
+		// The first attempt may still be applied, whatever the re-send
+		// is answered.
+		{name: "504, then 500 not applied", fault: cfapitest.Fault{Status: http.StatusGatewayTimeout},
+			more: []cfapitest.Fault{{Status: http.StatusInternalServerError}}, wantErr: &APIError{}, inFlight: true, unconfirmed: true},
+		{name: "504, then 429 beyond the budget", fault: cfapitest.Fault{Status: http.StatusGatewayTimeout},
+			more: []cfapitest.Fault{{Status: http.StatusTooManyRequests, RetryAfter: "30"}}, wantErr: &RateLimitError{}, inFlight: true, unconfirmed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, nil)
-			f.fake.Inject(cfapitest.OpResetRisk, tt.fault)
+			f := newFixture(t, nil, tt.opts...)
+			f.fake.Inject(cfapitest.OpResetRisk, append([]cfapitest.Fault{tt.fault}, tt.more...)...)
 			if tt.earlier > 0 {
 				last := time.Now().Add(-tt.earlier)
 				f.fake.AddUser(cfapitest.FakeUser{ID: aliceID, Email: aliceEmail, RiskLevel: "high", LastResetTime: &last})
@@ -134,14 +161,14 @@ func TestAmbiguousResetIsSettledByReading(t *testing.T) {
 
 			res, err := f.client.ResetRiskScore(ctx, aliceID)
 
-			wantCalls := 1
+			wantCalls := 1 + len(tt.more)
 			if tt.retried {
-				wantCalls = 2 // and one read to settle, one to verify
+				wantCalls = 2 // and at least one read to settle, one to verify
 			}
 			if calls := f.fake.Calls(cfapitest.OpResetRisk); calls != wantCalls {
 				t.Errorf("reset sent %d times, want %d", calls, wantCalls)
 			}
-			if reads := f.fake.Calls(cfapitest.OpGetUserRisk); reads != wantCalls {
+			if reads := f.fake.Calls(cfapitest.OpGetUserRisk); reads != wantCalls && !(tt.inFlight && reads > wantCalls) {
 				t.Errorf("outcome read %d times, want %d", reads, wantCalls)
 			}
 			assertNoSecrets(t, err)
@@ -154,31 +181,56 @@ func TestAmbiguousResetIsSettledByReading(t *testing.T) {
 				}
 				return
 			}
-			applied := tt.fault.ApplyFirst
-			if applied {
+			if tt.fault.ApplyFirst || tt.fault.ApplyAfter > 0 {
 				if err != nil {
 					t.Fatalf("ResetRiskScore: %v, want success settled by reading", err)
 				}
 				if !res.Verified || !res.Ambiguous {
 					t.Errorf("result %+v, want Verified and Ambiguous", res)
 				}
+				if n := f.fake.Resets(aliceID); n != 1 {
+					t.Errorf("%d resets, want 1", n)
+				}
 				return
 			}
-			if !errors.Is(err, ErrResetNotApplied) {
-				t.Fatalf("error %v, want ErrResetNotApplied", err)
-			}
-			if !strings.Contains(err.Error(), "not applied") {
-				t.Errorf("error %q does not say the reset was not applied", err)
-			}
-			if apiWant, ok := tt.wantErr.(*APIError); ok && apiWant != nil {
-				apiErr := wantAs[*APIError](t, err)
-				if apiErr.StatusCode != tt.fault.Status {
-					t.Errorf("wrapped status %d, want %d", apiErr.StatusCode, tt.fault.Status)
+			assertNotShown(t, err, tt.unconfirmed)
+			switch want := tt.wantErr.(type) {
+			case *APIError:
+				status := tt.fault.Status // of the last attempt
+				if len(tt.more) > 0 {
+					status = tt.more[len(tt.more)-1].Status
 				}
-			} else if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Errorf("error %v does not wrap %v", err, tt.wantErr)
+				if apiErr := wantAs[*APIError](t, err); apiErr.StatusCode != status {
+					t.Errorf("wrapped status %d, want %d", apiErr.StatusCode, status)
+				}
+			case *RateLimitError:
+				wantAs[*RateLimitError](t, err)
+			case nil:
+			default:
+				if !errors.Is(err, want) {
+					t.Errorf("error %v does not wrap %v", err, want)
+				}
 			}
 		})
+	}
+}
+
+// assertNotShown checks the error of a reset that never showed on the
+// user: not applied when Cloudflare answered every attempt, unconfirmed
+// (and so unknown, never "not applied") when some attempt went unanswered.
+func assertNotShown(t *testing.T, err error, unconfirmed bool) {
+	t.Helper()
+	if !unconfirmed {
+		if !errors.Is(err, ErrResetNotApplied) || errors.Is(err, ErrResetOutcomeUnknown) {
+			t.Fatalf("error %v, want ErrResetNotApplied", err)
+		}
+		if !strings.Contains(err.Error(), "not applied") {
+			t.Errorf("error %q does not say the reset was not applied", err)
+		}
+		return
+	}
+	if !errors.Is(err, ErrResetUnconfirmed) || !errors.Is(err, ErrResetOutcomeUnknown) || errors.Is(err, ErrResetNotApplied) {
+		t.Fatalf("error %v, want ErrResetUnconfirmed (an ErrResetOutcomeUnknown), not ErrResetNotApplied", err)
 	}
 }
 

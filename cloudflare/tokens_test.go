@@ -80,7 +80,7 @@ func TestVerifyUnknownToken(t *testing.T) {
 }
 
 func TestVerifyDoesNotFallBackOnServerError(t *testing.T) {
-	f := newFixture(t, nil, WithRetryBudget(0))
+	f := newFixture(t, nil, WithBackoff(time.Hour, time.Hour))
 	f.fake.Inject(cfapitest.OpVerifyAccountToken, cfapitest.Fault{Status: http.StatusServiceUnavailable})
 
 	_, err := f.client.VerifyToken(testContext(t))

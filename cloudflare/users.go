@@ -15,7 +15,8 @@ import (
 const usersPerPage = 50
 
 // maxUserPages stops a walk through pages that never ends, e.g. a server
-// that keeps reporting a larger total than it returns.
+// that keeps reporting a larger total than it returns. Reaching it with
+// pages left is an error: the pages not read could hold a match.
 const maxUserPages = 200
 
 // User is a Zero Trust user.
@@ -32,7 +33,8 @@ type accessUser struct {
 // FindUserByEmail returns the one Zero Trust user whose email equals email,
 // ignoring case (needs Access: Audit Logs Read). The server's email filter
 // may match substrings, so every page is read and filtered exactly. No match
-// gives ErrUserNotFound, several give *AmbiguousUserError.
+// gives ErrUserNotFound, several give *AmbiguousUserError, and more matching
+// pages than the client reads ErrLookupIncomplete.
 func (c *Client) FindUserByEmail(ctx context.Context, email string) (*User, error) {
 	email = strings.TrimSpace(email)
 	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email {
@@ -40,7 +42,7 @@ func (c *Client) FindUserByEmail(ctx context.Context, email string) (*User, erro
 	}
 	matches := map[string]User{}
 	var order []string
-	for page := 1; page <= maxUserPages; page++ {
+	for page := 1; ; page++ {
 		users, info, err := c.listUsers(ctx, email, page)
 		if err != nil {
 			return nil, fmt.Errorf("looking up the user with email %q: %w", email, err)
@@ -57,6 +59,9 @@ func (c *Client) FindUserByEmail(ctx context.Context, email string) (*User, erro
 		if lastPage(page, len(users), info) {
 			break
 		}
+		if page == maxUserPages {
+			return nil, fmt.Errorf("%w: %q: stopped after %d pages with more to read", ErrLookupIncomplete, email, page)
+		}
 	}
 	switch len(matches) {
 	case 0:
@@ -69,17 +74,22 @@ func (c *Client) FindUserByEmail(ctx context.Context, email string) (*User, erro
 	}
 }
 
-// lastPage reports whether page was the last one: it was empty, or
-// result_info says the total is covered. Without result_info, a short page
-// is the last.
+// lastPage reports whether page was the last one: it was empty or short
+// (fewer users than result_info's per_page, or than asked for without
+// one), or result_info's total_count is covered. A full page without a
+// total_count is followed: absent fields decode as 0, which says nothing.
 func lastPage(page, got int, info *resultInfo) bool {
-	if got == 0 {
+	perPage := float64(usersPerPage)
+	if info != nil && info.PerPage > 0 {
+		perPage = info.PerPage
+	}
+	switch {
+	case float64(got) < perPage:
 		return true
+	case info != nil && info.TotalCount > 0:
+		return float64(page)*perPage >= info.TotalCount
 	}
-	if info == nil || info.PerPage <= 0 {
-		return got < usersPerPage
-	}
-	return float64(page)*info.PerPage >= info.TotalCount
+	return false
 }
 
 func (c *Client) listUsers(ctx context.Context, email string, page int) ([]accessUser, *resultInfo, error) {

@@ -124,3 +124,70 @@ func TestFindUserByEmailKeepsQueryIntact(t *testing.T) {
 		t.Errorf("per_page sent as %q, want only 50", got)
 	}
 }
+
+// TestFindUserByEmailAtThePageCap: when the search matches more users than
+// the client reads, the lookup says it is incomplete instead of answering
+// from the pages it read.
+func TestFindUserByEmailAtThePageCap(t *testing.T) {
+	f := newFixture(t, nil)
+	f.fake.SetMaxPerPage(1)
+	f.fake.AddUser(cfapitest.FakeUser{ID: aliceID, Email: "placeholder@example.org"})
+	for i := range maxUserPages {
+		f.fake.AddUser(cfapitest.FakeUser{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Email: fmt.Sprintf("x%dalice@example.com", i)})
+	}
+	f.fake.AddUser(cfapitest.FakeUser{ID: "11111111-2222-4333-8444-555555555555", Email: aliceEmail})
+
+	_, err := f.client.FindUserByEmail(testContext(t), aliceEmail)
+
+	if !errors.Is(err, ErrLookupIncomplete) {
+		t.Fatalf("error %v, want ErrLookupIncomplete", err)
+	}
+	if n := f.fake.Calls(cfapitest.OpListUsers); n != maxUserPages {
+		t.Errorf("%d pages read, want %d", n, maxUserPages)
+	}
+}
+
+// TestFindUserByEmailWithPartialResultInfo: servers that leave out
+// result_info, or its total_count, still have every full page followed.
+func TestFindUserByEmailWithPartialResultInfo(t *testing.T) {
+	tests := []struct {
+		name      string
+		perPage   int
+		rewrite   func(cfapitest.ResultInfo) any
+		wantPages int
+	}{
+		{name: "no total_count", perPage: 2, wantPages: 4, rewrite: func(ri cfapitest.ResultInfo) any {
+			return map[string]int{"page": ri.Page, "per_page": ri.PerPage, "count": ri.Count}
+		}},
+		{name: "no result_info, full pages", perPage: 0, wantPages: 2, rewrite: func(cfapitest.ResultInfo) any { return nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			if tt.perPage > 0 {
+				f.fake.SetMaxPerPage(tt.perPage)
+			}
+			f.fake.SetUserPageInfo(tt.rewrite)
+			// Alice comes after 5 decoys with pages of 2, or after 50 with
+			// pages of 50: on a page after a full one either way.
+			f.fake.AddUser(cfapitest.FakeUser{ID: aliceID, Email: "placeholder@example.org"})
+			decoys := 5
+			if tt.perPage == 0 {
+				decoys = usersPerPage
+			}
+			for i := range decoys {
+				f.fake.AddUser(cfapitest.FakeUser{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Email: fmt.Sprintf("x%dalice@example.com", i)})
+			}
+			f.fake.AddUser(cfapitest.FakeUser{ID: "11111111-2222-4333-8444-555555555555", Email: aliceEmail})
+
+			u, err := f.client.FindUserByEmail(testContext(t), aliceEmail)
+
+			if err != nil || u.ID != "11111111-2222-4333-8444-555555555555" {
+				t.Fatalf("FindUserByEmail = %+v, %v; want the exact match on a later page", u, err)
+			}
+			if n := f.fake.Calls(cfapitest.OpListUsers); n != tt.wantPages {
+				t.Errorf("%d pages read, want %d (a short or empty page ends the walk)", n, tt.wantPages)
+			}
+		})
+	}
+}

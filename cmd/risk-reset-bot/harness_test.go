@@ -251,7 +251,7 @@ func (h *harness) startReplica(extra ...option) *replica {
 		withListening(func(a string) { r.addr <- a }),
 		withClock(h.clock.Now),
 		withSweepInterval(10 * time.Millisecond),
-		withCloudflareOptions(cloudflare.WithBackoff(time.Millisecond, 5*time.Millisecond), cloudflare.WithRetryBudget(2*time.Second)),
+		withCloudflareOptions(cloudflare.WithBackoff(time.Millisecond, 5*time.Millisecond), cloudflare.WithRetryBudget(2*time.Second), cloudflare.WithSettleWindow(200*time.Millisecond)),
 	}, h.runOptions...)
 	opts = append(opts, extra...)
 	go func() { r.done <- run(runCtx, nil, environ, h.logs, opts...) }()

@@ -47,7 +47,18 @@ type Fault struct {
 	// Notify, when set, receives a value (without blocking: give it a
 	// buffer) as soon as the faulty call arrives.
 	Notify chan<- struct{}
-	// Delay holds the answer back, or until the client gives up.
+	// ApplyAfter carries out the call's effect (the reset) this long after
+	// the call arrived, whether or not the client is still connected: a
+	// Cloudflare that keeps working on a request whose answer the client
+	// gave up on. With a fault that answers normally, the answer is the
+	// usual success, sent before the effect shows.
+	ApplyAfter time.Duration
+	// Applied, when set, receives a value (without blocking: give it a
+	// buffer) once ApplyAfter's effect is carried out.
+	Applied chan<- struct{}
+	// Delay holds the answer back, or until the client gives up. A reset
+	// whose client gives up while delayed is not applied (unless
+	// ApplyAfter says when it is).
 	Delay time.Duration
 	// ApplyFirst carries out the call's effect (the reset) before the
 	// fault, as when Cloudflare applied a change but the answer was lost.
@@ -89,10 +100,16 @@ type FakeAccount struct {
 	faults     map[string][]Fault
 	denied     map[string]bool
 	maxPerPage int
-	token      *FakeToken
-	apiEmail   string
-	apiKey     string
-	mux        *http.ServeMux
+	pageInfo   func(ResultInfo) any
+	// late holds the timers of ApplyAfter effects still to come; Close
+	// stops them, and pending counts the ones not yet finished.
+	late     map[*time.Timer]bool
+	pending  sync.WaitGroup
+	closed   bool
+	token    *FakeToken
+	apiEmail string
+	apiKey   string
+	mux      *http.ServeMux
 }
 
 // FakeRay is the cf-ray header of every answer, so tests can check that it
@@ -119,6 +136,7 @@ func NewFakeAccount(accountID string) *FakeAccount {
 		calls:  map[string]int{},
 		faults: map[string][]Fault{},
 		denied: map[string]bool{},
+		late:   map[*time.Timer]bool{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+BasePath+"/accounts/{account}/zt_risk_scoring/{user}/reset", a.handle(OpResetRisk, a.serveReset))
@@ -189,6 +207,31 @@ func (a *FakeAccount) SetMaxPerPage(n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.maxPerPage = n
+}
+
+// SetUserPageInfo rewrites the result_info of user lookup pages, as
+// servers that leave it out (return nil) or omit some of its fields (return
+// a map) do.
+func (a *FakeAccount) SetUserPageInfo(rewrite func(ResultInfo) any) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pageInfo = rewrite
+}
+
+// Close stops the effects ApplyAfter still has to carry out and waits for
+// any being carried out, so none outlives the test. A Server closes the
+// handler it serves when it implements Close.
+func (a *FakeAccount) Close() {
+	a.mu.Lock()
+	a.closed = true
+	for t := range a.late {
+		if t.Stop() {
+			a.pending.Done()
+		}
+	}
+	clear(a.late)
+	a.mu.Unlock()
+	a.pending.Wait()
 }
 
 // SetToken makes the account accept only this API token.
@@ -263,11 +306,9 @@ func (a *FakeAccount) nextFaultLocked(op string) (Fault, bool) {
 
 // applyFault plays a fault and reports whether the response is complete.
 func (a *FakeAccount) applyFault(op string, f Fault, w http.ResponseWriter, r *http.Request) bool {
-	if f.Notify != nil {
-		select {
-		case f.Notify <- struct{}{}:
-		default:
-		}
+	notify(f.Notify)
+	if f.ApplyAfter > 0 && op == OpResetRisk {
+		a.applyLater(r.PathValue("user"), f.ApplyAfter, f.Applied)
 	}
 	if f.Delay > 0 {
 		timer := time.NewTimer(f.Delay)
@@ -288,11 +329,48 @@ func (a *FakeAccount) applyFault(op string, f Fault, w http.ResponseWriter, r *h
 	case f.CloseConn:
 		closeConnection(w)
 		return true
+	case f.Status == 0 && f.ApplyAfter > 0 && op == OpResetRisk:
+		WriteSuccess(w, http.StatusOK, nil, nil)
+		return true
 	case f.Status == 0:
 		return false
 	}
 	writeFault(w, f)
 	return true
+}
+
+// applyLater resets the user after d on a timer of its own, so the effect
+// does not depend on the request's connection.
+func (a *FakeAccount) applyLater(userID string, d time.Duration, applied chan<- struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.pending.Add(1)
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		defer a.pending.Done()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.closed {
+			return
+		}
+		delete(a.late, t)
+		a.resetLocked(userID)
+		notify(applied)
+	})
+	a.late[t] = true
+}
+
+func notify(ch chan<- struct{}) {
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 func closeConnection(w http.ResponseWriter) {
@@ -400,6 +478,10 @@ func (a *FakeAccount) credentialsOK(op string, h http.Header) bool {
 func (a *FakeAccount) reset(userID string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.resetLocked(userID)
+}
+
+func (a *FakeAccount) resetLocked(userID string) bool {
 	u := a.userLocked(userID)
 	if u == nil {
 		return false
@@ -497,9 +579,13 @@ func (a *FakeAccount) serveUsers(w http.ResponseWriter, r *http.Request) {
 	start := min((page-1)*perPage, len(matches))
 	end := min(start+perPage, len(matches))
 	pageUsers := append([]accessUser{}, matches[start:end]...)
-	WriteSuccess(w, http.StatusOK, pageUsers, ResultInfo{
-		Page: page, PerPage: perPage, Count: len(pageUsers), TotalCount: len(matches),
-	})
+	var info any = ResultInfo{Page: page, PerPage: perPage, Count: len(pageUsers), TotalCount: len(matches)}
+	a.mu.Lock()
+	if a.pageInfo != nil {
+		info = a.pageInfo(info.(ResultInfo))
+	}
+	a.mu.Unlock()
+	WriteSuccess(w, http.StatusOK, pageUsers, info)
 }
 
 func contains(s, sub string) bool {

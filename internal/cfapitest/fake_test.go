@@ -175,3 +175,75 @@ func TestServerCloseReleasesHungHandlers(t *testing.T) {
 		t.Fatal("closing the server left the call hanging")
 	}
 }
+
+// waitSignal waits for a value on ch, failing the test after a deadline.
+func waitSignal(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s never happened", what)
+	}
+}
+
+func TestFakeApplyAfterOutlivesTheClient(t *testing.T) {
+	fake, s := newFake(t)
+	applied := make(chan struct{}, 1)
+	fake.Inject(OpResetRisk, Fault{Hang: true, ApplyAfter: 100 * time.Millisecond, Applied: applied})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := call(ctx, s, "POST", resetPath, bearer); err == nil {
+		t.Fatal("a hung call answered")
+	}
+	if n := fake.Resets(testUser); n != 0 {
+		t.Fatalf("%d resets before ApplyAfter, want 0", n)
+	}
+	waitSignal(t, applied, "the late reset")
+	if u, _ := fake.User(testUser); fake.Resets(testUser) != 1 || u.LastResetTime == nil {
+		t.Errorf("resets %d, user %+v: want the reset applied after the client left", fake.Resets(testUser), u)
+	}
+}
+
+func TestFakeApplyAfterWithANormalAnswer(t *testing.T) {
+	fake, s := newFake(t)
+	applied := make(chan struct{}, 1)
+	fake.Inject(OpResetRisk, Fault{ApplyAfter: 50 * time.Millisecond, Applied: applied})
+	if a := mustCall(t, s, "POST", resetPath, bearer); a.status != 200 || !a.env.Success {
+		t.Fatalf("reset answered %d %+v, want the usual success", a.status, a.env)
+	}
+	if n := fake.Resets(testUser); n != 0 {
+		t.Errorf("%d resets at the answer, want 0 until ApplyAfter", n)
+	}
+	waitSignal(t, applied, "the late reset")
+	if n := fake.Resets(testUser); n != 1 {
+		t.Errorf("%d resets, want 1", n)
+	}
+}
+
+func TestFakeCloseStopsLateEffects(t *testing.T) {
+	fake, s := newFake(t)
+	fake.Inject(OpResetRisk, Fault{Status: 504, ApplyAfter: time.Hour})
+	if a := mustCall(t, s, "POST", resetPath, bearer); a.status != 504 {
+		t.Fatalf("reset answered %d, want 504", a.status)
+	}
+	fake.Close()
+	fake.Close() // a second Close, as the Server's cleanup does, is harmless
+	if n := fake.Resets(testUser); n != 0 {
+		t.Errorf("%d resets, want 0", n)
+	}
+	fake.mu.Lock()
+	pending := len(fake.late)
+	fake.mu.Unlock()
+	if pending != 0 {
+		t.Errorf("%d late effects still scheduled after Close", pending)
+	}
+}
+
+func TestFakeUserPageInfoRewrite(t *testing.T) {
+	fake, s := newFake(t)
+	fake.SetUserPageInfo(func(ResultInfo) any { return nil })
+	a := mustCall(t, s, "GET", "/accounts/"+testAccount+"/access/users?email=alice%40example.com", bearer)
+	if a.status != 200 || a.env.ResultInfo != nil {
+		t.Errorf("answer %d with result_info %+v, want none", a.status, a.env.ResultInfo)
+	}
+}

@@ -47,7 +47,8 @@ type Server struct {
 
 // NewServer starts a validating server in front of h. It is closed when the
 // test ends; handlers still waiting on their request's context are released
-// first.
+// first, and then h is closed if it has a Close method (a FakeAccount stops
+// its late effects).
 func NewServer(t testing.TB, h http.Handler) *Server {
 	t.Helper()
 	s := &Server{t: t, v: NewValidator(t), h: h}
@@ -57,6 +58,9 @@ func NewServer(t testing.TB, h http.Handler) *Server {
 	t.Cleanup(func() {
 		s.cancel()
 		s.srv.Close()
+		if c, ok := h.(interface{ Close() }); ok {
+			c.Close()
+		}
 	})
 	return s
 }
