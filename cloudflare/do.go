@@ -73,6 +73,10 @@ type attempt struct {
 	maybeSent bool
 }
 
+// statusOriginTimeout is Cloudflare's 524 "A timeout occurred": its edge
+// stopped waiting for the origin, which may still finish the request.
+const statusOriginTimeout = 524
+
 // ambiguousError marks a failure of an unsafe request after which Cloudflare
 // may or may not have acted.
 type ambiguousError struct {
@@ -81,8 +85,9 @@ type ambiguousError struct {
 	// not applied (502, 503, 504, a dropped connection).
 	retryable bool
 	// inFlight: nothing says Cloudflare has finished with the request (a
-	// timeout or dropped connection once it was sent, or a 504 from a
-	// gateway that gave up while the origin may still be working), so it
+	// timeout or dropped connection once it was sent, or a 504 or
+	// Cloudflare's own 524 from a gateway that gave up while the origin
+	// may still be working), so it
 	// may take effect later. Otherwise it was answered (500, 502, 503, an
 	// unreadable 2xx), and a read from now on shows its effect.
 	inFlight bool
@@ -94,7 +99,7 @@ func newAmbiguousError(ctx context.Context, at attempt) *ambiguousError {
 	return &ambiguousError{
 		err:        at.err,
 		retryable:  retryable(at) && ctx.Err() == nil,
-		inFlight:   at.status == 0 || at.status == http.StatusGatewayTimeout,
+		inFlight:   at.status == 0 || at.status == http.StatusGatewayTimeout || at.status == statusOriginTimeout,
 		retryAfter: at.retryAfter,
 	}
 }

@@ -130,6 +130,8 @@ func TestAmbiguousResetIsSettledByReading(t *testing.T) {
 		{name: "503 not applied", fault: cfapitest.Fault{Status: http.StatusServiceUnavailable}, retried: true},
 		{name: "504 not applied", fault: cfapitest.Fault{Status: http.StatusGatewayTimeout}, retried: true, inFlight: true},
 		{name: "connection dropped not applied", fault: cfapitest.Fault{CloseConn: true}, retried: true, inFlight: true},
+		{name: "524 not applied", fault: cfapitest.Fault{Status: 524, Body: htmlPage, Header: htmlHeader, OffSpec: true},
+			inFlight: true, unconfirmed: true},
 		{name: "500 not applied", fault: cfapitest.Fault{Status: http.StatusInternalServerError}, wantErr: &APIError{}},
 		{name: "500 not applied, earlier reset", fault: cfapitest.Fault{Status: http.StatusInternalServerError}, wantErr: &APIError{}, earlier: time.Hour},
 		{name: "timeout not applied", fault: cfapitest.Fault{Hang: true}, timeout: 300 * time.Millisecond, wantErr: context.DeadlineExceeded,
