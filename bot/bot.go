@@ -117,8 +117,8 @@ type Bot struct {
 	metrics *metrics.Metrics
 	now     func() time.Time
 
-	posts     *postQueue // one chat.postMessage in flight per channel
-	cards     *postQueue // one chat.update in flight per card (channel/ts)
+	posts     *turns // one chat.postMessage in flight per channel
+	cards     *turns // one chat.update in flight per card (channel/ts)
 	sem       chan struct{}
 	inflight  sync.WaitGroup
 	notices   sync.WaitGroup // "restarting" answers sent while draining
@@ -140,8 +140,8 @@ func New(cfg Config, d Deps) *Bot {
 		store:   d.Store,
 		log:     d.Log,
 		metrics: d.Metrics,
-		posts:   newPostQueue(),
-		cards:   newPostQueue(),
+		posts:   newTurns(),
+		cards:   newTurns(),
 		now:     d.Now,
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
 	}

@@ -43,7 +43,7 @@ func withoutURL(err error) error {
 }
 
 // postMessage posts to channel, one post at a time per channel (see
-// postQueue), and returns the new message's ts.
+// turns), and returns the new message's ts.
 func (b *Bot) postMessage(ctx context.Context, channel string, opts ...slack.MsgOption) (string, error) {
 	done, err := b.posts.wait(ctx, channel)
 	if err != nil {

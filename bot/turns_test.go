@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-func TestPostQueueOnePostInFlightPerChannel(t *testing.T) {
-	q := newPostQueue()
+func TestTurnsOneAtATimePerKey(t *testing.T) {
+	q := newTurns()
 	ctx := context.Background()
 	var inAudit, most atomic.Int32
 	var wg sync.WaitGroup
@@ -22,8 +22,7 @@ func TestPostQueueOnePostInFlightPerChannel(t *testing.T) {
 				return
 			}
 			n := inAudit.Add(1)
-			if n > most.Load() {
-				most.Store(n)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 			}
 			runtime.Gosched()
 			inAudit.Add(-1)
@@ -45,8 +44,8 @@ func TestPostQueueOnePostInFlightPerChannel(t *testing.T) {
 	}
 }
 
-func TestPostQueueWaitEndsWithContext(t *testing.T) {
-	q := newPostQueue()
+func TestTurnsWaitEndsWithContext(t *testing.T) {
+	q := newTurns()
 	done, err := q.wait(context.Background(), "C1")
 	if err != nil {
 		t.Fatal(err)
