@@ -213,8 +213,11 @@ func (b *Bot) Run(ctx context.Context) error {
 			if b.cfg.SharedStore {
 				stopSocket()
 			}
-			b.drain(sweeping)
+			finished := b.drain(sweeping)
 			if !b.cfg.SharedStore {
+				if !finished {
+					b.abandonRunning()
+				}
 				b.retirePending()
 			}
 			return nil
@@ -236,8 +239,9 @@ func (b *Bot) Run(ctx context.Context) error {
 }
 
 // drain answers new envelopes with "restarting" while in-flight handlers
-// and the current expiry sweep finish, for at most ShutdownTimeout.
-func (b *Bot) drain(sweeping <-chan struct{}) {
+// and the current expiry sweep finish, for at most ShutdownTimeout. It
+// reports whether they finished in time.
+func (b *Bot) drain(sweeping <-chan struct{}) (finished bool) {
 	b.draining.Store(true)
 	defer b.notices.Wait()
 	b.log.Info().Msg("stopping: finishing in-flight work")
@@ -248,14 +252,14 @@ func (b *Bot) drain(sweeping <-chan struct{}) {
 	for {
 		select {
 		case <-done:
-			return
+			return true
 		case <-timeout.C:
 			b.log.Warn().Dur("timeout", b.cfg.ShutdownTimeout).Msg("stopping with work still in flight")
-			return
+			return false
 		case evt, ok := <-b.sm.Events:
 			if !ok {
 				<-done
-				return
+				return true
 			}
 			b.refuseWhileDraining(evt)
 		}

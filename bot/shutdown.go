@@ -43,6 +43,9 @@ func (b *Bot) refuseWhileDraining(evt socketmode.Event) {
 	}
 }
 
+// farFuture is after every request's time: a query up to it lists them all.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // retireText ends the requests a stopping bot with its own store leaves.
 const retireText = "the bot restarted before anyone decided, so this request ended; nothing was changed. Run `/risk-reset` again if the reset is still needed."
 
@@ -52,7 +55,7 @@ const retireText = "the bot restarted before anyone decided, so this request end
 func (b *Bot) retirePending() {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
 	defer cancel()
-	pending, err := b.store.DuePending(ctx, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	pending, err := b.store.DuePending(ctx, farFuture)
 	if err != nil {
 		b.log.Error().Err(err).Msg("listing pending requests to end them failed")
 		return
@@ -65,5 +68,29 @@ func (b *Bot) retirePending() {
 			continue
 		}
 		b.finishVisibly(ctx, log, ended, request.StatePending, "", "")
+	}
+}
+
+// abandonText ends a reset still running when a bot with its own store
+// stops before it finishes.
+const abandonText = "risk-reset-bot had to stop (SHUTDOWN_TIMEOUT) while this reset was still running, so it is unknown whether Cloudflare applied it. Check the user's risk score in the Cloudflare dashboard before asking again."
+
+// abandonRunning ends visibly the resets still executing when the drain
+// ran out of time and the store is this process's memory: nobody else
+// would ever settle them, and their cards would say "resetting…" for good.
+// If a reset's own handler finishes first, its outcome stands.
+func (b *Bot) abandonRunning() {
+	ctx, cancel := context.WithTimeout(context.Background(), outcomeTimeout)
+	defer cancel()
+	running, err := b.store.StuckExecuting(ctx, farFuture)
+	if err != nil {
+		b.log.Error().Err(err).Msg("listing running resets to end them failed")
+		return
+	}
+	for _, r := range running {
+		log := logging.WithRequestID(b.log, r.ID)
+		log.Warn().Msg("stopping while this reset runs; its outcome is unknown")
+		o := request.Outcome{Detail: abandonText, At: b.now()}
+		b.finishExecution(ctx, log, r, o, execution{ran: true}, r.AuditTS)
 	}
 }

@@ -207,6 +207,44 @@ func TestStopDuringAResetFinishesItAndExitsCleanly(t *testing.T) {
 	}
 }
 
+// TestStopTimeoutEndsARunningResetVisibly: without Redis nobody settles a
+// reset the stopping bot leaves behind, so when SHUTDOWN_TIMEOUT runs out
+// with a reset still running, the card, its thread and the audit channel
+// say its outcome is unknown instead of "resetting…" for good.
+func TestStopTimeoutEndsARunningResetVisibly(t *testing.T) {
+	h := newHarness(t, withEnv("SHUTDOWN_TIMEOUT", "200ms"))
+	arrived := make(chan struct{}, 1)
+	h.cf.Inject(cfapitest.OpResetRisk, cfapitest.Fault{Notify: arrived, Hang: true})
+	h.start()
+	h.command(analyst, channelOps, aliceEmail+" travel")
+	card := h.card(channelOps, aliceID)
+	h.click(lead, card, "risk_reset_approve")
+	select {
+	case <-arrived:
+	case <-h.ctx.Done():
+		t.Fatal("the reset never reached Cloudflare")
+	}
+
+	h.stop()
+	h.stop = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatalf("run returned %v, want nil", err)
+		}
+	case <-h.ctx.Done():
+		t.Fatal("run did not return")
+	}
+	reply := h.threadReply(card, "unknown whether Cloudflare applied it")
+	if !strings.Contains(reply.Text, "SHUTDOWN_TIMEOUT") {
+		t.Errorf("thread reply %q does not say why the outcome is unknown", reply.Text)
+	}
+	if final := h.current(card); hasButtons(final) || strings.Contains(final.Text, "resetting") {
+		t.Errorf("card after the stop still looks running: %+v", final)
+	}
+	h.auditRecord("unknown whether Cloudflare applied it")
+}
+
 func grepLines(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
