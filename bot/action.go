@@ -102,7 +102,7 @@ func (b *Bot) forgottenCard(ctx context.Context, log zerolog.Logger, c click, te
 	if c.channelID == "" || c.messageTS == "" {
 		return
 	}
-	done, err := b.cardTurn(ctx, c.channelID, c.messageTS)
+	done, err := b.cardTurn(ctx, log, c.channelID, c.messageTS)
 	if err != nil {
 		log.Warn().Err(err).Msg("retiring the unknown card failed")
 		return

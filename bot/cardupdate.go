@@ -26,7 +26,7 @@ func (b *Bot) refreshCard(ctx context.Context, log zerolog.Logger, r *request.Re
 	if r.CardTS == "" {
 		return
 	}
-	done, err := b.cardTurn(ctx, r.ChannelID, r.CardTS)
+	done, err := b.cardTurn(ctx, log, r.ChannelID, r.CardTS)
 	if err != nil {
 		log.Error().Err(err).Msg("updating the card failed")
 		return
@@ -76,7 +76,12 @@ func drawingOf(text string, blocks []slack.Block) string {
 }
 
 // cardTurn waits until no other update of the card is in flight from this
-// replica, and returns the function that ends this update's turn.
-func (b *Bot) cardTurn(ctx context.Context, channel, ts string) (func(), error) {
-	return b.cards.wait(ctx, channel+"/"+ts)
+// replica, and returns the function that ends this update's turn. A wait
+// is logged: a card that keeps waiting points at Slack rate-limiting it.
+func (b *Bot) cardTurn(ctx context.Context, log zerolog.Logger, channel, ts string) (func(), error) {
+	key := channel + "/" + ts
+	if b.cards.busy(key) {
+		log.Debug().Msg("card update waits for the one in flight")
+	}
+	return b.cards.wait(ctx, key)
 }

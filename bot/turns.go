@@ -59,3 +59,11 @@ func (q *turns) leave(key string, line *turnLine) {
 		delete(q.lines, key)
 	}
 }
+
+// busy reports whether someone holds or waits for key's turn. The answer
+// may change at once, so it serves only to say why a caller may wait.
+func (q *turns) busy(key string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lines[key] != nil
+}
