@@ -231,13 +231,36 @@ func (b *Bot) authorizeClick(ctx context.Context, log zerolog.Logger, req *reque
 	if denied, ok := authz.IsDenied(err); ok {
 		log.Warn().Str("event", "audit").Str("action", "click_denied").Str("refusal", string(denied.Reason)).Msg("click refused")
 		tell(":no_entry: " + capitalize(denied.Message))
-		link := b.permalink(ctx, log, req.ChannelID, req.CardTS)
-		b.auditRefusal(ctx, log, clickWhat(c.actionID), c.actor, refusedClickWhere(req), denied.Message, link)
+		b.auditClickRefusal(ctx, log, req, c, denied)
 		return false
 	}
 	log.Error().Err(err).Msg("could not check the clicker's permission")
 	tell(checkFailedText)
 	return false
+}
+
+// refusalRecordTTL is how long a refused click's audit record stands for
+// the same person's further clicks of the same button on the same card.
+const refusalRecordTTL = 10 * time.Minute
+
+// auditClickRefusal records a refused click in the audit channel, once per
+// person, request and button within refusalRecordTTL (across replicas, through the
+// store). The audit channel takes about one post a second, and the record
+// a reset writes before it runs waits in the same line: someone clicking a
+// refused button over and over must not hold approved resets up.
+func (b *Bot) auditClickRefusal(ctx context.Context, log zerolog.Logger, req *request.Request, c click, denied *authz.DeniedError) {
+	if b.cfg.AuditChannelID == "" {
+		return
+	}
+	first, err := b.store.FirstDelivery(ctx, "refusal:"+req.ID+":"+c.actor+":"+c.actionID, refusalRecordTTL)
+	if err != nil {
+		log.Warn().Err(err).Msg("checking for an earlier refusal record failed; recording this one")
+	} else if !first {
+		log.Info().Msg("refused click already in the audit channel")
+		return
+	}
+	link := b.permalink(ctx, log, req.ChannelID, req.CardTS)
+	b.auditRefusal(ctx, log, clickWhat(c.actionID), c.actor, refusedClickWhere(req), denied.Message, link)
 }
 
 // clickWhat names a refused click in its audit record.
