@@ -382,6 +382,11 @@ const outcomeTimeout = 2 * time.Minute
 func (b *Bot) finishExecution(ctx context.Context, log zerolog.Logger, req *request.Request, o request.Outcome, e execution, auditTS string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
 	defer cancel()
+	b.recordOutcome(ctx, log, req, o, e, auditTS)
+}
+
+// recordOutcome is finishExecution within ctx as it is.
+func (b *Bot) recordOutcome(ctx context.Context, log zerolog.Logger, req *request.Request, o request.Outcome, e execution, auditTS string) {
 	done, err := b.store.Update(ctx, req.ID, func(r *request.Request) error { return r.Finish(o, e.succeeded) })
 	if errors.Is(err, request.ErrNotExecuting) {
 		// Another replica settled it first and showed the outcome.

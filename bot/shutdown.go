@@ -71,6 +71,10 @@ func (b *Bot) retirePending() {
 	}
 }
 
+// abandonTimeout bounds how long a stopping bot spends ending the resets
+// it leaves running, on top of SHUTDOWN_TIMEOUT.
+const abandonTimeout = 15 * time.Second
+
 // abandonText ends a reset still running when a bot with its own store
 // stops before it finishes.
 const abandonText = "risk-reset-bot had to stop (SHUTDOWN_TIMEOUT) while this reset was still running, so it is unknown whether Cloudflare applied it. Check the user's risk score in the Cloudflare dashboard before asking again."
@@ -80,7 +84,8 @@ const abandonText = "risk-reset-bot had to stop (SHUTDOWN_TIMEOUT) while this re
 // would ever settle them, and their cards would say "resetting…" for good.
 // If a reset's own handler finishes first, its outcome stands.
 func (b *Bot) abandonRunning() {
-	ctx, cancel := context.WithTimeout(context.Background(), outcomeTimeout)
+	// One bound for them all: the process is past SHUTDOWN_TIMEOUT already.
+	ctx, cancel := context.WithTimeout(context.Background(), abandonTimeout)
 	defer cancel()
 	running, err := b.store.StuckExecuting(ctx, farFuture)
 	if err != nil {
@@ -91,6 +96,6 @@ func (b *Bot) abandonRunning() {
 		log := logging.WithRequestID(b.log, r.ID)
 		log.Warn().Msg("stopping while this reset runs; its outcome is unknown")
 		o := request.Outcome{Detail: abandonText, At: b.now()}
-		b.finishExecution(ctx, log, r, o, execution{ran: true}, r.AuditTS)
+		b.recordOutcome(ctx, log, r, o, execution{ran: true}, r.AuditTS)
 	}
 }

@@ -517,10 +517,11 @@ func (c *checker) piiRead(ctx context.Context) {
 	}
 }
 
-// credentialErrorCodes are Cloudflare's answers to credentials it does not
-// accept at all (bad or missing X-Auth-* headers, unknown key, bad token):
-// an answer about the credentials, not about the made-up user.
-var credentialErrorCodes = []int{6003, 6100, 6101, 6102, 6103, 6111, 9103, 9106, 9109, 10000, 10001}
+// notAboutTheUser are Cloudflare's error codes for refusals that are not
+// about the made-up user: credentials it does not accept at all (bad or
+// missing X-Auth-* headers, unknown key, bad token), and "no route" for a
+// wrong account id or API path.
+var notAboutTheUser = []int{6003, 6100, 6101, 6102, 6103, 6111, 7003, 9103, 9106, 9109, 10000, 10001}
 
 // isUnknownUserAnswer reports whether a refusal of the probe read is
 // Cloudflare not knowing the made-up user (404, or a 400 about the user),
@@ -529,7 +530,7 @@ func isUnknownUserAnswer(e *cloudflare.APIError) bool {
 	if e.StatusCode != http.StatusNotFound && e.StatusCode != http.StatusBadRequest {
 		return false
 	}
-	return !slices.ContainsFunc(credentialErrorCodes, e.HasCode)
+	return !slices.ContainsFunc(notAboutTheUser, e.HasCode)
 }
 
 func (c *checker) zeroTrustWrite() {

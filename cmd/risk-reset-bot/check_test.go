@@ -231,6 +231,7 @@ func TestCheckPIIProbeTellsCredentialsFromUnknownUsers(t *testing.T) {
 		{"bad request about the user", cfapitest.Fault{Status: http.StatusBadRequest, Code: 7001, Message: "invalid user id"}, "OK"},
 		{"rejected key headers", cfapitest.Fault{Status: http.StatusBadRequest, Code: 6003, Message: "Invalid request headers"}, "FAIL"},
 		{"unauthorized", cfapitest.Fault{Status: http.StatusUnauthorized, Code: 10001, Message: "Unable to authenticate request"}, "FAIL"},
+		{"no route (wrong account or path)", cfapitest.Fault{Status: http.StatusNotFound, Code: cfapitest.CodeNoRoute, Message: "No route for the URI"}, "FAIL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
