@@ -68,8 +68,11 @@ func TestResetHonoursRetryAfterOn5xx(t *testing.T) {
 			if calls := f.fake.Calls(cfapitest.OpResetRisk); calls != tt.wantCalls {
 				t.Errorf("reset sent %d times, want %d", calls, tt.wantCalls)
 			}
-			if got := w.longest(); got < tt.wantWait || (tt.noLongWait && got >= time.Second) {
-				t.Errorf("longest wait %v; want at least %v, and none for Retry-After when it passes the budget", got, tt.wantWait)
+			if got := w.longest(); tt.noLongWait && got >= time.Second {
+				t.Errorf("longest wait %v; want none for a Retry-After that passes the budget", got)
+			}
+			if gap := resendGap(f.srv.Requests()); gap < tt.wantWait {
+				t.Errorf("reset re-sent %v after the first attempt; want at least the Retry-After, %v", gap, tt.wantWait)
 			}
 			if tt.wantErr == nil {
 				if err != nil || !res.Verified {
@@ -161,4 +164,19 @@ func repeat(f cfapitest.Fault, n int) []cfapitest.Fault {
 		out[i] = f
 	}
 	return out
+}
+
+// resendGap is how long after the first reset POST the second arrived;
+// 0 when there was no second.
+func resendGap(reqs []cfapitest.RecordedRequest) time.Duration {
+	var resets []time.Time
+	for _, r := range reqs {
+		if r.Method == http.MethodPost {
+			resets = append(resets, r.At)
+		}
+	}
+	if len(resets) < 2 {
+		return 0
+	}
+	return resets[1].Sub(resets[0])
 }

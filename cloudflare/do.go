@@ -91,8 +91,10 @@ type ambiguousError struct {
 	// may take effect later. Otherwise it was answered (500, 502, 503, an
 	// unreadable 2xx), and a read from now on shows its effect.
 	inFlight bool
-	// retryAfter is the answer's Retry-After, 0 when none.
+	// retryAfter is the answer's Retry-After, 0 when none, counted from
+	// failedAt.
 	retryAfter time.Duration
+	failedAt   time.Time
 }
 
 func newAmbiguousError(ctx context.Context, at attempt) *ambiguousError {
@@ -101,6 +103,7 @@ func newAmbiguousError(ctx context.Context, at attempt) *ambiguousError {
 		retryable:  retryable(at) && ctx.Err() == nil,
 		inFlight:   at.status == 0 || at.status == http.StatusGatewayTimeout || at.status == statusOriginTimeout,
 		retryAfter: at.retryAfter,
+		failedAt:   time.Now(),
 	}
 }
 

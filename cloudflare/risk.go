@@ -130,8 +130,9 @@ func (c *Client) waitToResend(ctx context.Context, rc *resetCall, n int, amb *am
 	if !amb.retryable || ctx.Err() != nil {
 		return notShown
 	}
-	// Retry-After is a minimum, as in do.
-	wait := max(c.backoff(n), amb.retryAfter)
+	// Retry-After is a minimum, as in do; the reads that settled the
+	// attempt have already waited part of it.
+	wait := max(c.backoff(n), amb.retryAfter-time.Since(amb.failedAt))
 	if !c.retryFits(wait, rc.deadline) {
 		return notShown
 	}

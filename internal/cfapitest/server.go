@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // RecordedRequest is one request the Server received.
@@ -23,7 +24,8 @@ type RecordedRequest struct {
 	Query     url.Values
 	Header    http.Header
 	Body      []byte
-	Operation string // operation id, "" when the spec has none
+	Operation string    // operation id, "" when the spec has none
+	At        time.Time // when it arrived
 }
 
 // Server is an httptest server that serves the Cloudflare API under
@@ -136,6 +138,7 @@ func (s *Server) record(r *http.Request, body []byte) {
 		Header:    r.Header.Clone(),
 		Body:      body,
 		Operation: s.v.OperationID(r),
+		At:        time.Now(),
 	})
 }
 
