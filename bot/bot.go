@@ -103,6 +103,9 @@ type Deps struct {
 	Log        zerolog.Logger
 	Metrics    *metrics.Metrics
 	Now        func() time.Time // time.Now in production, a fake in tests
+	// AuthWatch, when set, stops the bot when Slack says its token no
+	// longer works.
+	AuthWatch *AuthWatch
 }
 
 // Bot serves `/risk-reset` over Socket Mode.
@@ -116,6 +119,7 @@ type Bot struct {
 	log     zerolog.Logger
 	metrics *metrics.Metrics
 	now     func() time.Time
+	auth    *AuthWatch
 
 	posts     *turns // one chat.postMessage in flight per channel
 	cards     *turns // one chat.update in flight per card (channel/ts)
@@ -143,6 +147,7 @@ func New(cfg Config, d Deps) *Bot {
 		posts:   newTurns(),
 		cards:   newTurns(),
 		now:     d.Now,
+		auth:    d.AuthWatch,
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
 	}
 }
@@ -225,6 +230,12 @@ func (b *Bot) Run(ctx context.Context) error {
 			b.connected.Store(false)
 			b.inflight.Wait()
 			return fmt.Errorf("slack socket mode: %w", err)
+		case err := <-b.auth.failures():
+			b.log.Error().Err(err).Msg("slack no longer accepts the bot token; stopping")
+			b.connected.Store(false)
+			stopSweeping()
+			b.drain(sweeping)
+			return err
 		case evt, ok := <-b.sm.Events:
 			if !ok {
 				return errors.New("slack socket mode: event channel closed")

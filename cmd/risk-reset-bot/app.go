@@ -90,18 +90,19 @@ func newApp(environ []string, out io.Writer, opts ...option) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	authWatch := bot.NewAuthWatch()
 	botCfg := bot.Config{
 		BotToken: cfg.SlackBotToken, AppToken: cfg.SlackAppToken, APIURL: cfg.SlackAPIURL,
 		AuditChannelID: cfg.AuditChannelID, RequestTTL: cfg.RequestTTL, SweepInterval: o.sweepInterval,
 		RequiredApprovals: cfg.RequiredApprovals, RequireReason: cfg.RequireReason,
 		ShutdownTimeout: cfg.ShutdownTimeout, PingTimeout: o.pingTimeout, SharedStore: cfg.RedisURL != "",
-		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(pooledTransport())},
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: m.SlackTransport(pooledTransport(), authWatch.Observe)},
 	}
 	policy := authz.New(authz.Config{
 		Requesters: cfg.RequesterIDs, Approvers: cfg.ApproverIDs, Channels: cfg.AllowedChannelIDs,
 	}, bot.GroupMembers{API: bot.NewSlackClient(botCfg)}, cfg.GroupCacheTTL, o.now)
 	log.Info().Object("config", cfg).Msg("starting risk-reset-bot")
-	b := bot.New(botCfg, bot.Deps{Cloudflare: cf, Policy: policy, Store: store, Log: log, Metrics: m, Now: o.now})
+	b := bot.New(botCfg, bot.Deps{Cloudflare: cf, Policy: policy, Store: store, Log: log, Metrics: m, Now: o.now, AuthWatch: authWatch})
 	return &app{log: log, bot: b, store: store, metrics: m, httpAddr: cfg.HTTPAddr, listening: o.listening}, nil
 }
 

@@ -111,6 +111,30 @@ func TestFatalSlackErrorsEndRun(t *testing.T) {
 	})
 }
 
+// TestBotTokenRevokedWhileRunningEndsRun: once Slack answers that the bot
+// token was revoked, no card, outcome or audit record can be posted, so
+// the bot stops with the reason instead of running on deaf, as it would at
+// start.
+func TestBotTokenRevokedWhileRunningEndsRun(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.slack.FailNext("chat.postMessage", "token_revoked")
+	h.command(analyst, channelOps, aliceEmail+" travel")
+	select {
+	case err := <-h.done:
+		if err == nil || !strings.Contains(err.Error(), "token_revoked") || !strings.Contains(err.Error(), "SLACK_BOT_TOKEN") {
+			t.Errorf("run returned %v, want an error naming token_revoked and SLACK_BOT_TOKEN", err)
+		}
+	case <-h.ctx.Done():
+		t.Fatalf("run kept going after token_revoked:\n%s", h.logs.String())
+	}
+	h.stop() // it has returned; this only tells the harness so
+	h.stop = nil
+	if lines := h.logs.logLines(map[string]string{"level": "error", "message": "slack no longer accepts the bot token; stopping"}); len(lines) != 1 {
+		t.Errorf("%d error lines saying why the bot stopped, want 1", len(lines))
+	}
+}
+
 // TestSlackUnavailableAtStartIsWaitedOut: a Slack outage while the bot
 // starts delays it instead of ending it, and the bot serves once Slack
 // answers.

@@ -136,8 +136,9 @@ var (
 )
 
 // SlackTransport counts failed Slack Web API calls by method and error. It
-// reads Slack's JSON answer and hands the same bytes on.
-func (m *Metrics) SlackTransport(next http.RoundTripper) http.RoundTripper {
+// reads Slack's JSON answer and hands the same bytes on. Each error code a
+// Web API method answers is also passed to observe, when set.
+func (m *Metrics) SlackTransport(next http.RoundTripper, observe func(method, code string)) http.RoundTripper {
 	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		method := slackMethod(r)
 		resp, err := next.RoundTrip(r)
@@ -151,11 +152,17 @@ func (m *Metrics) SlackTransport(next http.RoundTripper) http.RoundTripper {
 		default:
 			if code := peekSlackError(resp); code != "" {
 				m.SlackAPIErrors.WithLabelValues(method, code).Inc()
+				if observe != nil && method != responseURLMethod {
+					observe(method, code)
+				}
 			}
 		}
 		return resp, err
 	})
 }
+
+// responseURLMethod is the method label of posts to a response_url.
+const responseURLMethod = "response_url"
 
 // slackMethod names the Web API method; webhooks (response_url) are one
 // label, whatever their URL.
@@ -163,7 +170,7 @@ func slackMethod(r *http.Request) string {
 	i := strings.LastIndex(r.URL.Path, "/")
 	method := r.URL.Path[i+1:]
 	if !strings.Contains(r.URL.Path, "/api/") || !slackMethodName.MatchString(method) {
-		return "response_url"
+		return responseURLMethod
 	}
 	return method
 }

@@ -24,7 +24,7 @@ func TestSlackTransportCountsErrorsAndKeepsTheBody(t *testing.T) {
 	}))
 	defer srv.Close()
 	m := New("test", func() float64 { return 0 })
-	client := &http.Client{Transport: m.SlackTransport(http.DefaultTransport)}
+	client := &http.Client{Transport: m.SlackTransport(http.DefaultTransport, nil)}
 
 	for _, path := range []string{"/api/chat.postMessage", "/api/chat.update", "/api/auth.test", "/commands/T1/1/secret"} {
 		resp, err := client.Post(srv.URL+path, "application/json", nil)
