@@ -187,7 +187,8 @@ func (g GroupMembers) GroupMembers(ctx context.Context, groupID string) ([]strin
 
 // Run connects to Slack and serves until ctx ends or the connection fails
 // for good. When ctx ends it stops taking new work, lets in-flight work
-// finish (bounded by ShutdownTimeout) and returns nil.
+// finish (bounded by ShutdownTimeout) and returns nil. When Slack no
+// longer accepts the bot token it stops the same way and returns why.
 func (b *Bot) Run(ctx context.Context) error {
 	auth, err := b.authenticate(ctx)
 	if err != nil {
@@ -200,41 +201,33 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.botUser = auth.UserID
 	b.log.Info().Str("bot_user", auth.UserID).Str("team", auth.TeamID).Msg("slack bot token accepted")
 
+	// Work and the sweeper stop with ctx, or when the bot stops on its own.
+	ctx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
 	// The connection outlives ctx while the bot drains, so envelopes that
 	// arrive meanwhile are still acked.
 	smCtx, stopSocket := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSocket()
 	smErr := make(chan error, 1)
 	go func() { smErr <- b.sm.RunContext(smCtx) }()
-	// The sweeper stops with ctx, or when Run fails.
-	sweepCtx, stopSweeping := context.WithCancel(ctx)
-	defer stopSweeping()
 	sweeping := make(chan struct{})
-	go func() { b.sweepExpired(sweepCtx); close(sweeping) }()
+	go func() { b.sweepExpired(ctx); close(sweeping) }()
 
 	for {
 		select {
 		case <-ctx.Done():
-			if b.cfg.SharedStore {
-				stopSocket()
-			}
-			finished := b.drain(sweeping)
-			if !b.cfg.SharedStore {
-				if !finished {
-					b.abandonRunning()
-				}
-				b.retirePending()
-			}
+			b.stop(stopSocket, sweeping)
 			return nil
 		case err := <-smErr:
 			b.connected.Store(false)
 			b.inflight.Wait()
 			return fmt.Errorf("slack socket mode: %w", err)
 		case err := <-b.auth.failures():
-			b.log.Error().Err(err).Msg("slack no longer accepts the bot token; stopping")
-			b.connected.Store(false)
-			stopSweeping()
-			b.drain(sweeping)
+			if !b.tokenRevoked(ctx, err) {
+				continue
+			}
+			stopWork()
+			b.stop(stopSocket, sweeping)
 			return err
 		case evt, ok := <-b.sm.Events:
 			if !ok {
@@ -247,6 +240,45 @@ func (b *Bot) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// stop ends a run whose work context has ended: in-flight work finishes
+// (bounded by ShutdownTimeout) while new envelopes are refused. With a
+// shared store the connection closes at once, so Slack sends new work to
+// the other replicas, which carry on what this one leaves; without one,
+// what it leaves is ended visibly.
+func (b *Bot) stop(stopSocket func(), sweeping <-chan struct{}) {
+	if b.cfg.SharedStore {
+		stopSocket()
+	}
+	finished := b.drain(sweeping)
+	if b.cfg.SharedStore {
+		return
+	}
+	if !finished {
+		b.abandonRunning()
+	}
+	b.retirePending()
+}
+
+// tokenRevoked confirms with auth.test that a Web API answer meant the bot
+// token no longer works, so one odd answer does not stop the bot; a check
+// that cannot be made (Slack unreachable) does not stop it either.
+func (b *Bot) tokenRevoked(ctx context.Context, answer error) bool {
+	checkCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := b.api.AuthTestContext(checkCtx)
+	if err == nil {
+		b.log.Warn().Err(answer).Msg("slack refused the bot token once, but auth.test accepts it; carrying on")
+		return false
+	}
+	if code := slackErrorCode(err); !revokedTokenErrors[code] {
+		b.log.Warn().Err(answer).Str("auth_test", code).Msg("slack refused the bot token once; auth.test could not confirm it; carrying on")
+		return false
+	}
+	b.log.Error().Err(answer).Msg("slack no longer accepts the bot token; stopping")
+	b.connected.Store(false)
+	return true
 }
 
 // drain answers new envelopes with "restarting" while in-flight handlers

@@ -46,9 +46,15 @@ func TestResetHonoursRetryAfterOn5xx(t *testing.T) {
 		wantWait   time.Duration // the longest wait asked for, at least
 		wantErr    error         // nil: the re-send succeeds
 		noLongWait bool          // gave up without waiting for Retry-After
+		// readDelay slows the read that settles the first attempt; the
+		// wait after it is then what is left of Retry-After, at most
+		// maxWait.
+		readDelay, maxWait time.Duration
 	}{
 		{name: "503 Retry-After within the budget", fault: cfapitest.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "1"},
 			budget: 5 * time.Second, wantCalls: 2, wantWait: time.Second},
+		{name: "503 Retry-After partly spent settling", fault: cfapitest.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "1"},
+			budget: 5 * time.Second, wantCalls: 2, wantWait: time.Second, readDelay: 600 * time.Millisecond, maxWait: 500 * time.Millisecond},
 		{name: "503 Retry-After beyond the budget", fault: cfapitest.Fault{Status: http.StatusServiceUnavailable, RetryAfter: "3"},
 			budget: 2 * time.Second, wantCalls: 1, wantErr: ErrResetNotApplied, noLongWait: true},
 		{name: "502 Retry-After beyond the budget", fault: cfapitest.Fault{Status: http.StatusBadGateway, RetryAfter: "3"},
@@ -58,8 +64,15 @@ func TestResetHonoursRetryAfterOn5xx(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, nil, WithRetryBudget(tt.budget))
+			opts := []Option{WithRetryBudget(tt.budget)}
+			if tt.readDelay > 0 {
+				opts = append(opts, WithSettleWindow(tt.budget)) // room for the slow read
+			}
+			f := newFixture(t, nil, opts...)
 			f.fake.Inject(cfapitest.OpResetRisk, tt.fault)
+			if tt.readDelay > 0 {
+				f.fake.Inject(cfapitest.OpGetUserRisk, cfapitest.Fault{Delay: tt.readDelay})
+			}
 			var w waits
 			f.client.onWait = w.record
 
@@ -67,6 +80,9 @@ func TestResetHonoursRetryAfterOn5xx(t *testing.T) {
 
 			if calls := f.fake.Calls(cfapitest.OpResetRisk); calls != tt.wantCalls {
 				t.Errorf("reset sent %d times, want %d", calls, tt.wantCalls)
+			}
+			if got := w.longest(); tt.maxWait > 0 && got > tt.maxWait {
+				t.Errorf("waited %v after a %v read; want what is left of Retry-After, at most %v", got, tt.readDelay, tt.maxWait)
 			}
 			if got := w.longest(); tt.noLongWait && got >= time.Second {
 				t.Errorf("longest wait %v; want none for a Retry-After that passes the budget", got)

@@ -27,9 +27,10 @@ type Store interface {
 	// StuckExecuting returns requests executing since before olderThan: a
 	// replica that died mid-reset leaves them so.
 	StuckExecuting(ctx context.Context, olderThan time.Time) ([]*Request, error)
-	// FirstDelivery records an envelope id and reports whether this is the
-	// first time it was seen within ttl, so redelivered envelopes are
-	// handled once.
+	// FirstDelivery records a key and reports whether this is the first
+	// time it was seen within ttl: an envelope id, so redelivered
+	// envelopes are handled once, or another once-only marker (such as
+	// "refusal:<request>:<user>:<action>", which cannot be an envelope id).
 	FirstDelivery(ctx context.Context, envelopeID string, ttl time.Duration) (bool, error)
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error

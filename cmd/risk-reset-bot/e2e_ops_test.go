@@ -119,6 +119,7 @@ func TestBotTokenRevokedWhileRunningEndsRun(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	h.slack.FailNext("chat.postMessage", "token_revoked")
+	h.slack.FailNext("auth.test", "token_revoked") // the bot's check agrees
 	h.command(analyst, channelOps, aliceEmail+" travel")
 	select {
 	case err := <-h.done:
@@ -132,6 +133,25 @@ func TestBotTokenRevokedWhileRunningEndsRun(t *testing.T) {
 	h.stop = nil
 	if lines := h.logs.logLines(map[string]string{"level": "error", "message": "slack no longer accepts the bot token; stopping"}); len(lines) != 1 {
 		t.Errorf("%d error lines saying why the bot stopped, want 1", len(lines))
+	}
+}
+
+// TestOneRefusalOfTheBotTokenIsCheckedFirst: a single invalid_auth that
+// auth.test does not confirm (a Slack hiccup) leaves the bot running.
+func TestOneRefusalOfTheBotTokenIsCheckedFirst(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.slack.FailNext("chat.postMessage", "invalid_auth")
+	h.command(analyst, channelOps, aliceEmail+" travel")
+	if err := h.logs.waitLog(h.ctx, 1, map[string]string{"message": "slack refused the bot token once, but auth.test accepts it; carrying on"}); err != nil {
+		t.Fatal(err)
+	}
+	h.command(analyst, channelOps, bobEmail+" travel")
+	h.card(channelOps, bobID)
+	select {
+	case err := <-h.done:
+		t.Fatalf("run returned %v after one refusal that auth.test did not confirm", err)
+	default:
 	}
 }
 
