@@ -93,12 +93,17 @@ func (b *Bot) adoptCard(ctx context.Context, log zerolog.Logger, req *request.Re
 	return updated
 }
 
+// forgottenText explains a card whose request the bot no longer knows.
+const forgottenText = "This request is no longer known to the bot (it restarted without a shared store, or the request ended over a day ago); its thread shows what happened before."
+
 // forgottenCard answers a click on a card this process no longer knows
 // (restart with the in-memory store, or retention passed) and retires the
 // card so nobody clicks it again.
 func (b *Bot) forgottenCard(ctx context.Context, log zerolog.Logger, c click, tell func(string)) {
 	log.Info().Msg("click on a request that is no longer known")
-	tell("This request is no longer pending; nothing was changed. Run `/risk-reset` again if the reset is still needed.")
+	// What became of the request is unknown here (a crash may have cut a
+	// reset short), so the answer claims nothing about it.
+	tell(forgottenText + " This click did nothing. Run `/risk-reset` again if the reset is still needed.")
 	if c.channelID == "" || c.messageTS == "" {
 		return
 	}
@@ -109,8 +114,8 @@ func (b *Bot) forgottenCard(ctx context.Context, log zerolog.Logger, c click, te
 	}
 	defer done()
 	_, _, _, err = b.api.UpdateMessageContext(ctx, c.channelID, c.messageTS,
-		slack.MsgOptionText("Risk reset request no longer pending", false),
-		slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(":hourglass: This request is no longer pending; nothing was changed. Run `/risk-reset` again if needed."), nil, nil, slack.SectionBlockOptionBlockID(blockStatus))))
+		slack.MsgOptionText("Risk reset request no longer known to the bot", false),
+		slack.MsgOptionBlocks(slack.NewSectionBlock(mrkdwn(":hourglass: "+forgottenText+" This card no longer works. Run `/risk-reset` again if needed."), nil, nil, slack.SectionBlockOptionBlockID(blockStatus))))
 	if err != nil {
 		log.Warn().Err(err).Msg("retiring the unknown card failed")
 	}

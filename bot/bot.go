@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,24 +155,63 @@ func New(cfg Config, d Deps) *Bot {
 }
 
 // NewSlackClient returns the Web API client the bot uses: rate limits
-// (HTTP 429) are waited out as Slack's Retry-After says. The retry count is
-// high on purpose: the caller's context is the real bound, so a burst into
-// one channel (Slack allows about a message a second) queues rather than
-// fails.
+// (HTTP 429) are waited out as Slack's Retry-After says, and Slack 5xx
+// answers and dropped connections are retried with backoff (see
+// slackRetryHandlers). The retry count is high on purpose: the caller's
+// context is the real bound, so a burst into one channel (Slack allows
+// about a message a second) queues rather than fails, and a card update or
+// an outcome reply outlasts a short Slack outage instead of being lost.
 func NewSlackClient(cfg Config) *slack.Client {
 	cfg.setDefaults()
+	retry := slack.RetryConfig{
+		MaxRetries:         1000,
+		RetryAfterDuration: 2 * time.Second,
+		RetryAfterJitter:   250 * time.Millisecond,
+		BackoffInitial:     200 * time.Millisecond,
+		BackoffMax:         10 * time.Second,
+		BackoffJitter:      100 * time.Millisecond,
+	}
+	retry.Handlers = slackRetryHandlers(retry)
 	return slack.New(cfg.BotToken,
 		slack.OptionAPIURL(cfg.APIURL),
 		slack.OptionAppLevelToken(cfg.AppToken),
 		slack.OptionHTTPClient(cfg.HTTPClient),
-		slack.OptionRetryConfig(slack.RetryConfig{
-			MaxRetries:         1000,
-			RetryAfterDuration: 2 * time.Second,
-			RetryAfterJitter:   250 * time.Millisecond,
-			BackoffInitial:     200 * time.Millisecond,
-			BackoffMax:         10 * time.Second,
-		}),
+		slack.OptionRetryConfig(retry),
 	)
+}
+
+// slackRetryHandlers retries 429s as Slack asks, and 5xx answers and
+// connection errors a few times with backoff (see transientRetry). A
+// chat.postMessage retried after a 5xx may, rarely, post twice; an outcome
+// said twice beats one never said.
+func slackRetryHandlers(cfg slack.RetryConfig) []slack.RetryHandler {
+	return []slack.RetryHandler{
+		slack.NewRateLimitErrorRetryHandler(cfg),
+		transientRetry{slack.NewConnectionErrorRetryHandler()},
+		transientRetry{slack.NewServerErrorRetryHandler(cfg)},
+	}
+}
+
+// maxTransientRetries bounds retries of a call Slack failed with a 5xx or
+// a dropped connection: about 6 s of backoff bridges a blip, and a longer
+// outage fails the call, so the steps after it (the thread reply after
+// the card update, the audit record after that) are still tried.
+const maxTransientRetries = 5
+
+// noRetry are the methods a 5xx or connection retry cannot help: views.open
+// and views.push spend a trigger_id that works once and for 3 s, and
+// auth.test at start has its own loop that says what it waits for.
+var noRetry = []string{"views.open", "views.push", "auth.test"}
+
+// transientRetry retries a 5xx or a dropped connection at most
+// maxTransientRetries times, and never for the methods in noRetry.
+type transientRetry struct{ slack.RetryHandler }
+
+func (h transientRetry) ShouldRetry(state *slack.RetryState, req *http.Request, resp *http.Response, err error) (bool, time.Duration) {
+	if state.Attempt >= maxTransientRetries || slices.Contains(noRetry, path.Base(req.URL.Path)) {
+		return false, 0
+	}
+	return h.RetryHandler.ShouldRetry(state, req, resp, err)
 }
 
 // GroupMembers implements authz.GroupMembers through usergroups.users.list.

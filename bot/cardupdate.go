@@ -11,8 +11,11 @@ import (
 )
 
 // maxCardDraws bounds how often one refresh redraws a card that keeps
-// changing under it; whoever changes it later draws that change.
-const maxCardDraws = 3
+// changing under it. A request changes at most 7 times (up to 5
+// approvals, executing, its end), and a redraw follows only a change, so
+// the bound is never what ends a refresh: each one ends on the newest
+// state, even when its first update landed late.
+const maxCardDraws = 10
 
 // refreshCard rewrites r's card to show the request as the store has it
 // when the update is sent. An update can be slow (slack-go waits out a 429

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -372,6 +373,54 @@ func TestFaultSlackFinalCardUpdateFails(t *testing.T) {
 	}
 	if n := h.cf.Resets(aliceID); n != 1 {
 		t.Errorf("resets = %d, want 1", n)
+	}
+}
+
+// TestFaultSlack5xxOnTheOutcomeIsRetried: Slack answering 503 to the
+// final card update, the outcome reply and the audit record (each once)
+// delays them; none is lost, and the card does not stay on "resetting…".
+func TestFaultSlack5xxOnTheOutcomeIsRetried(t *testing.T) {
+	t.Parallel()
+	h := faultHarness{newHarness(t)}
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	failOnce := func(what string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if failed[what] {
+			return false
+		}
+		failed[what] = true
+		return true
+	}
+	h.slack.SetHook(func(method string, form url.Values) (int, any, bool) {
+		text := form.Get("text")
+		switch {
+		case method == "chat.update" && form.Get("channel") == channelOps && strings.Contains(text, "(succeeded)") && failOnce("card"),
+			method == "chat.postMessage" && form.Get("thread_ts") != "" && strings.Contains(text, "Done") && failOnce("reply"),
+			method == "chat.update" && form.Get("channel") == channelAudit && failOnce("audit"):
+			return http.StatusServiceUnavailable, "upstream unavailable", true
+		}
+		return 0, nil, false
+	})
+	h.startWith()
+
+	card := h.pendingCard()
+	s := h.approveAndSettle(card)
+	if len(s.outcomes) != 1 || !strings.Contains(s.reply(), "Done") {
+		t.Errorf("thread outcome replies = %q, want one saying Done", texts(s.outcomes))
+	}
+	if len(s.records) != 1 || !strings.Contains(s.records[0].Text, "Risk reset succeeded") {
+		t.Errorf("audit records = %q, want one saying the reset succeeded", texts(s.records))
+	}
+	final := h.waitCard(card, "Risk score reset")
+	if hasButtons(final) || strings.Contains(blockText(t, final), "resetting") {
+		t.Errorf("the card does not show the outcome: %s", blockText(t, final))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) != 3 {
+		t.Errorf("faults played: %v, want the card, the reply and the audit record", failed)
 	}
 }
 

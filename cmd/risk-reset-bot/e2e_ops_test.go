@@ -371,8 +371,8 @@ func TestClickAfterRestartWithoutRedis(t *testing.T) {
 
 	h.startReplica()
 	h.click(lead, card, "risk_reset_approve")
-	h.ephemeral(lead, "no longer pending")
-	h.waitCard(card, "no longer pending")
+	h.ephemeral(lead, "no longer known to the bot")
+	h.waitCard(card, "no longer known to the bot")
 	if got := h.cf.Resets(aliceID); got != 0 {
 		t.Errorf("resets = %d, want 0", got)
 	}
