@@ -406,7 +406,17 @@ func (b *Bot) recordOutcome(ctx context.Context, log zerolog.Logger, req *reques
 		_ = done.Finish(o, e.succeeded)
 	}
 	b.metrics.Resets.WithLabelValues(e.label(), metrics.CFCode(o.Code)).Inc()
-	b.finishVisibly(ctx, log, done, request.StateExecuting, req.DecidedBy, auditTS)
+	b.announce(ctx, log, done, request.StateExecuting, req.DecidedBy, auditTS)
+}
+
+// announce shows a finished reset's outcome (see finishVisibly) and then
+// records that it was shown; until then another replica would show it if
+// this one died.
+func (b *Bot) announce(ctx context.Context, log zerolog.Logger, r *request.Request, from request.State, actor, auditTS string) {
+	b.finishVisibly(ctx, log, r, from, actor, auditTS)
+	if _, err := b.store.Update(ctx, r.ID, func(r *request.Request) error { r.Announced(); return nil }); err != nil {
+		log.Warn().Err(err).Msg("recording that the outcome was shown failed; another replica may show it again")
+	}
 }
 
 // finishVisibly makes a terminal state visible everywhere it must be: the

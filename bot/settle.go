@@ -12,11 +12,12 @@ import (
 // little when a reset time is compared with an approval time.
 const clockSkew = 2 * time.Second
 
-// settleStuck finishes requests a replica left executing when it died:
-// Cloudflare's last_reset_time tells whether the reset happened, and the
-// outcome is posted in the thread like any other, so it is not lost.
+// settleStuck finishes requests a replica left unsettled when it died.
+// One left executing: Cloudflare's last_reset_time tells whether the reset
+// happened, and the outcome is posted in the thread like any other, so it
+// is not lost. One whose outcome was recorded but not shown: it is shown.
 func (b *Bot) settleStuck(ctx context.Context) {
-	stuck, err := b.store.StuckExecuting(ctx, b.now().Add(-b.cfg.StuckAfter))
+	stuck, err := b.store.Unsettled(ctx, b.now().Add(-b.cfg.StuckAfter))
 	if err != nil {
 		b.log.Error().Err(err).Msg("listing stuck resets failed")
 		return
@@ -31,6 +32,11 @@ func (b *Bot) settle(ctx context.Context, r *request.Request) {
 	defer cancel()
 	log := logging.WithRequestID(b.log, r.ID)
 	defer b.recovered(log, func(string) {})
+	if r.State.Terminal() {
+		log.Warn().Str("state", string(r.State)).Msg("showing an outcome a stopped replica recorded but did not show")
+		b.announce(ctx, log, r, request.StateExecuting, r.DecidedBy, r.AuditTS)
+		return
+	}
 	log.Warn().Time("executing_since", r.DecidedAt).Msg("settling a reset left executing by a stopped replica")
 	o := request.Outcome{At: b.now()}
 	risk, err := b.cf.GetUserRisk(ctx, r.Target.UserID)

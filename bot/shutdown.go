@@ -87,12 +87,15 @@ func (b *Bot) abandonRunning() {
 	// One bound for them all: the process is past SHUTDOWN_TIMEOUT already.
 	ctx, cancel := context.WithTimeout(context.Background(), abandonTimeout)
 	defer cancel()
-	running, err := b.store.StuckExecuting(ctx, farFuture)
+	unsettled, err := b.store.Unsettled(ctx, farFuture)
 	if err != nil {
 		b.log.Error().Err(err).Msg("listing running resets to end them failed")
 		return
 	}
-	for _, r := range running {
+	for _, r := range unsettled {
+		if r.State != request.StateExecuting {
+			continue // finished; its handler is showing the outcome
+		}
 		log := logging.WithRequestID(b.log, r.ID)
 		log.Warn().Msg("stopping while this reset runs; its outcome is unknown")
 		o := request.Outcome{Detail: abandonText, At: b.now()}

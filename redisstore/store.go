@@ -7,7 +7,8 @@
 //	req:{id}            JSON record: the request and a version bumped on each write
 //	pending:{userID}    id of the target's pending request
 //	due                 sorted set of pending ids, scored by ExpiresAt (unix ms)
-//	executing           sorted set of executing ids, scored by DecidedAt (unix ms)
+//	executing           sorted set of unsettled ids (executing, or finished and not yet
+//	                    shown), scored by UnsettledSince (unix ms)
 //	env:{envelopeID}    marker of a Socket Mode envelope already handled
 //
 // Writes that touch several keys run in one MULTI/EXEC guarded by WATCH, so
@@ -141,10 +142,12 @@ func (s *Store) Get(ctx context.Context, id string) (*request.Request, error) {
 
 // lifetime is how long the key of r should live from now: ended requests
 // for the retention, pending ones until retention after they expire (the
-// sweeper ends them long before), executing ones until StuckExecuting
-// settles them (0: no expiry).
+// sweeper ends them long before), unsettled ones until a replica settles
+// them (0: no expiry).
 func (s *Store) lifetime(r *request.Request) time.Duration {
 	switch {
+	case r.Unsettled():
+		return 0
 	case r.State.Terminal():
 		return s.retention
 	case r.State == request.StatePending:
@@ -235,8 +238,8 @@ func (s *Store) index(ctx context.Context, p redis.Pipeliner, r *request.Request
 	} else {
 		p.ZRem(ctx, s.dueKey(), r.ID)
 	}
-	if r.State == request.StateExecuting {
-		p.ZAdd(ctx, s.executingKey(), redis.Z{Score: float64(r.DecidedAt.UnixMilli()), Member: r.ID})
+	if r.Unsettled() {
+		p.ZAdd(ctx, s.executingKey(), redis.Z{Score: float64(r.UnsettledSince().UnixMilli()), Member: r.ID})
 	} else {
 		p.ZRem(ctx, s.executingKey(), r.ID)
 	}
@@ -330,17 +333,16 @@ func (s *Store) DuePending(ctx context.Context, now time.Time) ([]*request.Reque
 	return due, nil
 }
 
-// StuckExecuting returns the requests in executing whose DecidedAt is
-// before olderThan: resets that a replica started and, having died, never
-// finished. Call it at start to settle them.
-func (s *Store) StuckExecuting(ctx context.Context, olderThan time.Time) ([]*request.Request, error) {
+// Unsettled implements request.Store: resets that a replica started and,
+// having died, never finished or never showed.
+func (s *Store) Unsettled(ctx context.Context, olderThan time.Time) ([]*request.Request, error) {
 	rs, err := s.listed(ctx, s.executingKey(), olderThan.UnixMilli())
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: stuck executing: %w", err)
+		return nil, fmt.Errorf("redisstore: unsettled: %w", err)
 	}
 	var stuck []*request.Request
 	for _, r := range rs {
-		if r.State == request.StateExecuting && r.DecidedAt.Before(olderThan) {
+		if r.Unsettled() && r.UnsettledSince().Before(olderThan) {
 			stuck = append(stuck, r)
 		}
 	}

@@ -36,9 +36,9 @@ func TestReplicasShareOnceOnlyApproval(t *testing.T) {
 			a, b := newStore(t, prefix, fixedClock, g), newStore(t, prefix, fixedClock, g)
 			storetest.RaceApprove(t, []request.Store{a, b}, r.ID, tt.required, tt.actor)
 
-			stuck, err := b.StuckExecuting(context.Background(), t0.Add(time.Hour))
+			stuck, err := b.Unsettled(context.Background(), t0.Add(time.Hour))
 			if err != nil || len(stuck) != 1 || stuck[0].ID != r.ID {
-				t.Errorf("StuckExecuting on the other replica = %v, %v; want the approved request", stuck, err)
+				t.Errorf("Unsettled on the other replica = %v, %v; want the approved request", stuck, err)
 			}
 		})
 	}
@@ -153,8 +153,12 @@ func TestKeyLifetimes(t *testing.T) {
 	}
 
 	storetest.MustUpdate(t, s, r.ID, func(r *request.Request) error { return r.Finish(request.Outcome{At: t0}, false) })
+	if got := expiresIn("req:" + r.ID); got != noExpiry {
+		t.Errorf("failed request whose outcome is not shown yet expires in %v, want never", got)
+	}
+	storetest.MustUpdate(t, s, r.ID, func(r *request.Request) error { r.Announced(); return nil })
 	if got := expiresIn("req:" + r.ID); !near(got, retention) {
-		t.Errorf("failed request expires in %v, want %v", got, retention)
+		t.Errorf("failed request, shown, expires in %v, want %v", got, retention)
 	}
 
 	late := request.New(storetest.Draft("cf-user-2", 1), t0.Add(-3*time.Hour), ttl)
@@ -341,8 +345,8 @@ func TestRedisDown(t *testing.T) {
 	if _, err := s.CountPending(ctx); err == nil {
 		t.Error("CountPending = nil, want an error")
 	}
-	if _, err := s.StuckExecuting(ctx, t0); err == nil {
-		t.Error("StuckExecuting = nil, want an error")
+	if _, err := s.Unsettled(ctx, t0); err == nil {
+		t.Error("Unsettled = nil, want an error")
 	}
 	if first, err := s.FirstDelivery(ctx, "env-1", time.Minute); err == nil {
 		t.Errorf("FirstDelivery = %v, nil; want an error", first)

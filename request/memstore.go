@@ -99,13 +99,13 @@ func (s *MemStore) DuePending(_ context.Context, now time.Time) ([]*Request, err
 	return due, nil
 }
 
-// StuckExecuting implements Store.
-func (s *MemStore) StuckExecuting(_ context.Context, olderThan time.Time) ([]*Request, error) {
+// Unsettled implements Store.
+func (s *MemStore) Unsettled(_ context.Context, olderThan time.Time) ([]*Request, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var stuck []*Request
 	for _, r := range s.requests {
-		if r.State == StateExecuting && r.DecidedAt.Before(olderThan) {
+		if r.Unsettled() && r.UnsettledSince().Before(olderThan) {
 			stuck = append(stuck, r.Clone())
 		}
 	}

@@ -88,6 +88,10 @@ type Request struct {
 	DecidedAt time.Time
 	Note      string // reason given with a denial
 	Outcome   *Outcome
+	// Unannounced is set when a reset's outcome is recorded and cleared
+	// once the card, the thread and the audit channel show it, so that a
+	// replica dying in between leaves the request for another to show.
+	Unannounced bool
 }
 
 // Draft is what a requester supplies; New turns it into a pending request.
@@ -248,7 +252,24 @@ func (r *Request) Finish(o Outcome, succeeded bool) error {
 	if succeeded {
 		r.State = StateSucceeded
 	}
+	r.Unannounced = true
 	return nil
+}
+
+// Announced records that r's outcome has been shown.
+func (r *Request) Announced() { r.Unannounced = false }
+
+// Unsettled reports whether someone must still carry r to a visible end:
+// its reset runs, or it ran and its outcome has not been shown.
+func (r *Request) Unsettled() bool { return r.State == StateExecuting || r.Unannounced }
+
+// UnsettledSince is when r became unsettled as it is now: approved and
+// executing since DecidedAt, or finished at its outcome's time.
+func (r *Request) UnsettledSince() time.Time {
+	if r.State == StateExecuting || r.Outcome == nil {
+		return r.DecidedAt
+	}
+	return r.Outcome.At
 }
 
 // Abort ends a pending request that could not be carried on (its card could

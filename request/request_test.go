@@ -608,3 +608,30 @@ func TestRevokeApprovals(t *testing.T) {
 		t.Errorf("RevokeApprovals on a decided request = %v, want *DecidedError", err)
 	}
 }
+
+// TestUnsettledUntilShown: a request is someone's to carry on from its
+// approval until its finished outcome has been shown.
+func TestUnsettledUntilShown(t *testing.T) {
+	r := request.New(storetest.Draft("cf-user-1", 1), storetest.T0, storetest.TTL)
+	if r.Unsettled() {
+		t.Error("a pending request is unsettled")
+	}
+	approvedAt := storetest.T0.Add(time.Minute)
+	if _, err := r.Approve(storetest.LeadA, approvedAt); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Unsettled() || !r.UnsettledSince().Equal(approvedAt) {
+		t.Errorf("executing: Unsettled %v since %v, want true since the approval %v", r.Unsettled(), r.UnsettledSince(), approvedAt)
+	}
+	finishedAt := approvedAt.Add(time.Minute)
+	if err := r.Finish(request.Outcome{At: finishedAt}, true); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Unsettled() || !r.UnsettledSince().Equal(finishedAt) {
+		t.Errorf("finished, not shown: Unsettled %v since %v, want true since the outcome %v", r.Unsettled(), r.UnsettledSince(), finishedAt)
+	}
+	r.Announced()
+	if r.Unsettled() {
+		t.Error("finished and shown: still unsettled")
+	}
+}

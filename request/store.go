@@ -24,9 +24,10 @@ type Store interface {
 	CountPending(ctx context.Context) (int, error)
 	// DuePending returns pending requests whose expiry is not after now.
 	DuePending(ctx context.Context, now time.Time) ([]*Request, error)
-	// StuckExecuting returns requests executing since before olderThan: a
-	// replica that died mid-reset leaves them so.
-	StuckExecuting(ctx context.Context, olderThan time.Time) ([]*Request, error)
+	// Unsettled returns the requests that are Unsettled since before
+	// olderThan: a replica that died mid-reset, or after the reset but
+	// before showing its outcome, leaves them so.
+	Unsettled(ctx context.Context, olderThan time.Time) ([]*Request, error)
 	// FirstDelivery records a key and reports whether this is the first
 	// time it was seen within ttl: an envelope id, so redelivered
 	// envelopes are handled once, or another once-only marker (such as

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,6 +168,60 @@ func TestReplicasKilledMidResetIsSettledByAnother(t *testing.T) {
 	}
 	if len(records) != 1 {
 		t.Errorf("audit records of the request = %q, want one, completed with the outcome\nlogs:\n%s", records, h.logs.String())
+	}
+}
+
+// TestReplicasKilledBeforeShowingTheOutcome: a replica records a reset's
+// outcome, then dies before the card, the thread and the audit channel
+// show it (here: stuck in Slack's answer to the final card update).
+// Another replica shows it, once.
+func TestReplicasKilledBeforeShowingTheOutcome(t *testing.T) {
+	h := newHarness(t, withRedis(t), withEnv("SHUTDOWN_TIMEOUT", "10ms"))
+	held, release := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var holding atomic.Bool
+	h.slack.SetHook(func(method string, form url.Values) (int, any, bool) {
+		if method == "chat.update" && strings.Contains(form.Get("text"), "(succeeded)") && holding.CompareAndSwap(false, true) {
+			close(held)
+			select { // the dying replica never gets its answer
+			case <-release:
+			case <-h.ctx.Done():
+			}
+		}
+		return 0, nil, false
+	})
+	a := h.startReplica()
+	card := h.requestVia(a, analyst, aliceEmail, aliceID)
+	h.clickVia(a, lead, card, "risk_reset_approve")
+	select {
+	case <-held:
+	case <-h.ctx.Done():
+		t.Fatal("the final card update never came")
+	}
+	a.shutdown()
+
+	h.clock.Advance(6 * time.Minute) // past the time showing an outcome may take
+	h.startReplica()
+	h.threadReply(card, "Done")
+	h.waitCard(card, "Risk score reset")
+	h.auditRecord("Risk reset succeeded")
+	id := cardRequestID(t, card)
+	var records, replies int
+	for _, m := range h.slack.Messages(channelAudit) {
+		if strings.Contains(m.Text, id) {
+			records++
+		}
+	}
+	for _, m := range h.slack.Messages(channelOps) {
+		if m.ThreadTS == card.TS && strings.Contains(m.Text, "Done") {
+			replies++
+		}
+	}
+	if records != 1 || replies != 1 {
+		t.Errorf("%d audit records and %d Done replies, want one each\nlogs:\n%s", records, replies, h.logs.String())
+	}
+	if got := h.cf.Resets(aliceID); got != 1 {
+		t.Errorf("resets = %d, want 1", got)
 	}
 }
 

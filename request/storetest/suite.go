@@ -37,7 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"update is atomic", testUpdateIsAtomic},
 		{"due pending", testDuePending},
 		{"count pending", testCountPending},
-		{"stuck executing", testStuckExecuting},
+		{"unsettled", testUnsettled},
 		{"first delivery", testFirstDelivery},
 		{"first delivery without ttl remembers nothing", testFirstDeliveryWithoutTTL},
 		{"ping", testPing},
@@ -80,6 +80,7 @@ func fullRequest(userID string) *request.Request {
 			CFRay:    "8f1e2d3c4b5a6978-AMS",
 			At:       T0.Add(4*time.Minute + 4*time.Nanosecond),
 		},
+		Unannounced: true,
 	}
 }
 
@@ -431,7 +432,7 @@ func testCountPending(t *testing.T, open Open) {
 	}
 }
 
-func testStuckExecuting(t *testing.T, open Open) {
+func testUnsettled(t *testing.T, open Open) {
 	s := open(t, fixedClock)
 	approveAt := func(userID string, at time.Time) *request.Request {
 		r := request.New(Draft(userID, 1), T0.Add(-time.Hour), 2*time.Hour)
@@ -444,12 +445,31 @@ func testStuckExecuting(t *testing.T, open Open) {
 	justBefore := approveAt("cf-just-before", cutoff.Add(-time.Nanosecond))
 	approveAt("cf-at-cutoff", cutoff)
 	approveAt("cf-recent", cutoff.Add(time.Minute))
-	finished := approveAt("cf-finished", T0.Add(-time.Hour))
-	MustUpdate(t, s, finished.ID, func(r *request.Request) error { return r.Finish(request.Outcome{At: T0}, true) })
+	// Finished long ago: listed until its outcome is shown.
+	unshown := approveAt("cf-finished-unshown", T0.Add(-2*time.Hour))
+	MustUpdate(t, s, unshown.ID, func(r *request.Request) error { return r.Finish(request.Outcome{At: T0.Add(-time.Hour)}, true) })
+	shown := approveAt("cf-finished-shown", T0.Add(-2*time.Hour))
+	MustUpdate(t, s, shown.ID, func(r *request.Request) error { return r.Finish(request.Outcome{At: T0.Add(-time.Hour)}, true) })
+	MustUpdate(t, s, shown.ID, func(r *request.Request) error { r.Announced(); return nil })
+	// Finished just now: its own handler is showing it.
+	fresh := approveAt("cf-finished-fresh", T0.Add(-2*time.Hour))
+	MustUpdate(t, s, fresh.ID, func(r *request.Request) error { return r.Finish(request.Outcome{At: cutoff}, false) })
 	MustCreate(t, s, request.New(Draft("cf-pending", 1), T0.Add(-2*time.Hour), TTL))
 
-	stuck, err := s.StuckExecuting(context.Background(), cutoff)
-	checkListed(t, "StuckExecuting", stuck, err, request.StateExecuting, old.ID, justBefore.ID)
+	got, err := s.Unsettled(context.Background(), cutoff)
+	if err != nil {
+		t.Fatalf("Unsettled: %v", err)
+	}
+	var ids []string
+	for _, r := range got {
+		ids = append(ids, r.ID)
+	}
+	slices.Sort(ids)
+	want := []string{old.ID, justBefore.ID, unshown.ID}
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Errorf("Unsettled ids = %v, want the two executing before the cutoff and the finished one not shown %v", ids, want)
+	}
 }
 
 func testFirstDelivery(t *testing.T, open Open) {
