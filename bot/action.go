@@ -94,7 +94,7 @@ func (b *Bot) adoptCard(ctx context.Context, log zerolog.Logger, req *request.Re
 }
 
 // forgottenText explains a card whose request the bot no longer knows.
-const forgottenText = "This request is no longer known to the bot (it restarted without a shared store, or the request ended over a day ago); its thread shows what happened before."
+const forgottenText = "This request is no longer known to the bot (it restarted without a shared store, or the request ended over a day ago); its thread holds what the bot said about it."
 
 // forgottenCard answers a click on a card this process no longer knows
 // (restart with the in-memory store, or retention passed) and retires the
@@ -410,10 +410,14 @@ func (b *Bot) recordOutcome(ctx context.Context, log zerolog.Logger, req *reques
 }
 
 // announce shows a finished reset's outcome (see finishVisibly) and then
-// records that it was shown; until then another replica would show it if
-// this one died.
+// records that it was: until then another replica would show it if this
+// one died. "Shown" means the bot tried; a Slack call that failed for good
+// is logged, not tried again later.
 func (b *Bot) announce(ctx context.Context, log zerolog.Logger, r *request.Request, from request.State, actor, auditTS string) {
 	b.finishVisibly(ctx, log, r, from, actor, auditTS)
+	// Showing may have used up ctx (Slack rate limits in a burst).
+	ctx, cancel := bookkeeping(ctx)
+	defer cancel()
 	if _, err := b.store.Update(ctx, r.ID, func(r *request.Request) error { r.Announced(); return nil }); err != nil {
 		log.Warn().Err(err).Msg("recording that the outcome was shown failed; another replica may show it again")
 	}

@@ -208,7 +208,9 @@ var noRetry = []string{"views.open", "views.push", "auth.test"}
 type transientRetry struct{ slack.RetryHandler }
 
 func (h transientRetry) ShouldRetry(state *slack.RetryState, req *http.Request, resp *http.Response, err error) (bool, time.Duration) {
-	if state.Attempt >= maxTransientRetries || slices.Contains(noRetry, path.Base(req.URL.Path)) {
+	// Backoff counts only the retries this kind of handler asked for, so
+	// 429s waited out before do not use up these.
+	if state.Backoff.Attempts() >= maxTransientRetries || slices.Contains(noRetry, path.Base(req.URL.Path)) {
 		return false, 0
 	}
 	return h.RetryHandler.ShouldRetry(state, req, resp, err)
@@ -253,6 +255,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	go func() { smErr <- b.sm.RunContext(smCtx) }()
 	sweeping := make(chan struct{})
 	go func() { b.sweepExpired(ctx); close(sweeping) }()
+	revoked := make(chan error, 1)
 
 	for {
 		select {
@@ -264,9 +267,9 @@ func (b *Bot) Run(ctx context.Context) error {
 			b.inflight.Wait()
 			return fmt.Errorf("slack socket mode: %w", err)
 		case err := <-b.auth.failures():
-			if !b.tokenRevoked(ctx, err) {
-				continue
-			}
+			// Checked aside, so envelopes are still acked meanwhile.
+			go b.confirmRevoked(ctx, err, revoked)
+		case err := <-revoked:
 			stopWork()
 			b.stop(stopSocket, sweeping)
 			return err
@@ -300,6 +303,16 @@ func (b *Bot) stop(stopSocket func(), sweeping <-chan struct{}) {
 		b.abandonRunning()
 	}
 	b.retirePending()
+}
+
+// confirmRevoked sends answer on revoked when tokenRevoked confirms it.
+func (b *Bot) confirmRevoked(ctx context.Context, answer error, revoked chan<- error) {
+	if b.tokenRevoked(ctx, answer) {
+		select {
+		case revoked <- answer:
+		default:
+		}
+	}
 }
 
 // tokenRevoked confirms with auth.test that a Web API answer meant the bot

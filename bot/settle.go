@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"risk-reset-bot/internal/logging"
 	"risk-reset-bot/request"
 )
@@ -33,8 +35,7 @@ func (b *Bot) settle(ctx context.Context, r *request.Request) {
 	log := logging.WithRequestID(b.log, r.ID)
 	defer b.recovered(log, func(string) {})
 	if r.State.Terminal() {
-		log.Warn().Str("state", string(r.State)).Msg("showing an outcome a stopped replica recorded but did not show")
-		b.announce(ctx, log, r, request.StateExecuting, r.DecidedBy, r.AuditTS)
+		b.reannounce(ctx, log, r)
 		return
 	}
 	log.Warn().Time("executing_since", r.DecidedAt).Msg("settling a reset left executing by a stopped replica")
@@ -52,4 +53,19 @@ func (b *Bot) settle(ctx context.Context, r *request.Request) {
 		o.Detail = "the bot running this reset stopped before Cloudflare applied it; nothing was changed. Run the command again."
 	}
 	b.finishExecution(ctx, log, r, o, execution{ran: true, succeeded: succeeded}, r.AuditTS)
+}
+
+// reannounce shows an outcome a stopped replica recorded but did not show.
+// Every replica's sweep lists it, so one claims it first; a claim lapses
+// after StuckAfter, for when the claimer dies too.
+func (b *Bot) reannounce(ctx context.Context, log zerolog.Logger, r *request.Request) {
+	first, err := b.store.FirstDelivery(ctx, "announce:"+r.ID, b.cfg.StuckAfter)
+	if err != nil || !first {
+		if err != nil {
+			log.Warn().Err(err).Msg("claiming an unshown outcome failed; leaving it for the next sweep")
+		}
+		return
+	}
+	log.Warn().Str("state", string(r.State)).Msg("showing an outcome a stopped replica recorded but did not show")
+	b.announce(ctx, log, r, request.StateExecuting, r.DecidedBy, r.AuditTS)
 }
