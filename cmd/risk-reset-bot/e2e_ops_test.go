@@ -202,10 +202,14 @@ func (h *harness) runUntilExit(t *testing.T, want string) {
 	}
 }
 
-func TestStopDuringAResetFinishesItAndExitsCleanly(t *testing.T) {
-	h := newHarness(t)
+// approveWithResetAtCloudflare starts the bot, has alice's reset requested
+// and approved, and returns her card once the reset has reached Cloudflare,
+// which answers it as fault says.
+func (h *harness) approveWithResetAtCloudflare(fault cfapitest.Fault) slackfake.Message {
+	h.t.Helper()
 	arrived := make(chan struct{}, 1)
-	h.cf.Inject(cfapitest.OpResetRisk, cfapitest.Fault{Notify: arrived, Delay: 300 * time.Millisecond})
+	fault.Notify = arrived
+	h.cf.Inject(cfapitest.OpResetRisk, fault)
 	h.start()
 	h.command(analyst, channelOps, aliceEmail+" travel")
 	card := h.card(channelOps, aliceID)
@@ -213,8 +217,14 @@ func TestStopDuringAResetFinishesItAndExitsCleanly(t *testing.T) {
 	select {
 	case <-arrived:
 	case <-h.ctx.Done():
-		t.Fatal("the reset never reached Cloudflare")
+		h.t.Fatal("the reset never reached Cloudflare")
 	}
+	return card
+}
+
+func TestStopDuringAResetFinishesItAndExitsCleanly(t *testing.T) {
+	h := newHarness(t)
+	card := h.approveWithResetAtCloudflare(cfapitest.Fault{Delay: 300 * time.Millisecond})
 
 	h.stop() // what SIGTERM does through main's signal context
 	h.stop = nil
@@ -257,17 +267,7 @@ func TestStopDuringAResetFinishesItAndExitsCleanly(t *testing.T) {
 // say its outcome is unknown instead of "resetting…" for good.
 func TestStopTimeoutEndsARunningResetVisibly(t *testing.T) {
 	h := newHarness(t, withEnv("SHUTDOWN_TIMEOUT", "200ms"))
-	arrived := make(chan struct{}, 1)
-	h.cf.Inject(cfapitest.OpResetRisk, cfapitest.Fault{Notify: arrived, Hang: true})
-	h.start()
-	h.command(analyst, channelOps, aliceEmail+" travel")
-	card := h.card(channelOps, aliceID)
-	h.click(lead, card, "risk_reset_approve")
-	select {
-	case <-arrived:
-	case <-h.ctx.Done():
-		t.Fatal("the reset never reached Cloudflare")
-	}
+	card := h.approveWithResetAtCloudflare(cfapitest.Fault{Hang: true})
 
 	h.stop()
 	h.stop = nil
