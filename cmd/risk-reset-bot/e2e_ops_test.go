@@ -244,14 +244,7 @@ func TestStopDuringAResetFinishesItAndExitsCleanly(t *testing.T) {
 		t.Errorf("ack during shutdown = %s, want a restarting notice", ack.Payload)
 	}
 
-	select {
-	case err := <-h.done:
-		if err != nil {
-			t.Fatalf("run returned %v, want nil", err)
-		}
-	case <-h.ctx.Done():
-		t.Fatal("run did not return")
-	}
+	h.awaitExit(h.done)
 	h.threadReply(card, "Done")
 	if n := h.cf.Resets(aliceID); n != 1 {
 		t.Errorf("resets = %d, want 1", n)
@@ -271,14 +264,7 @@ func TestStopTimeoutEndsARunningResetVisibly(t *testing.T) {
 
 	h.stop()
 	h.stop = nil
-	select {
-	case err := <-h.done:
-		if err != nil {
-			t.Fatalf("run returned %v, want nil", err)
-		}
-	case <-h.ctx.Done():
-		t.Fatal("run did not return")
-	}
+	h.awaitExit(h.done)
 	reply := h.threadReply(card, "unknown whether Cloudflare applied it")
 	if !strings.Contains(reply.Text, "SHUTDOWN_TIMEOUT") {
 		t.Errorf("thread reply %q does not say why the outcome is unknown", reply.Text)
