@@ -123,14 +123,15 @@ type Bot struct {
 	now     func() time.Time
 	auth    *AuthWatch
 
-	posts     *turns // one chat.postMessage in flight per channel
-	cards     *turns // one chat.update in flight per card (channel/ts)
-	sem       chan struct{}
-	inflight  sync.WaitGroup
-	notices   sync.WaitGroup // "restarting" answers sent while draining
-	botUser   string         // the bot's own user ID, for "invite @bot" hints
-	connected atomic.Bool    // a Socket Mode connection is up
-	draining  atomic.Bool    // shutting down: no new work
+	posts        *turns // one chat.postMessage in flight per channel
+	cards        *turns // one chat.update in flight per card (channel/ts)
+	sem          chan struct{}
+	inflight     sync.WaitGroup
+	notices      sync.WaitGroup // "restarting" answers sent while draining
+	botUser      string         // the bot's own user ID, for "invite @bot" hints
+	connected    atomic.Bool    // a Socket Mode connection is up
+	draining     atomic.Bool    // shutting down: no new work
+	tokenRefused atomic.Bool    // stopping because Slack refuses the bot token
 }
 
 // New returns a bot; Run starts it.
@@ -270,6 +271,7 @@ func (b *Bot) Run(ctx context.Context) error {
 			// Checked aside, so envelopes are still acked meanwhile.
 			go b.confirmRevoked(ctx, err, revoked)
 		case err := <-revoked:
+			b.tokenRefused.Store(true)
 			stopWork()
 			b.stop(stopSocket, sweeping)
 			return err
@@ -530,7 +532,7 @@ func (b *Bot) spawn(ctx context.Context, req *socketmode.Request, responseURL st
 		case <-ctx.Done():
 			tellCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			b.ephemeral(tellCtx, b.log, responseURL, restartingText)
+			b.ephemeral(tellCtx, b.log, responseURL, b.stoppingText())
 			return
 		}
 		// Handlers finish what they started (a reset and its outcome) even

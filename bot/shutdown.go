@@ -14,18 +14,30 @@ import (
 // restartingText is what people who act while the bot stops are told.
 const restartingText = ":arrows_counterclockwise: risk-reset-bot is restarting. Try again in a minute; nothing was changed."
 
+// tokenRevokedText replaces it when the bot stops because Slack no longer
+// accepts its token: trying again in a minute will not help.
+const tokenRevokedText = ":warning: risk-reset-bot is stopping: Slack no longer accepts its token. Nothing was changed; ask your Slack admin to reinstall the app."
+
+// stoppingText is what people who act while the bot stops are told.
+func (b *Bot) stoppingText() string {
+	if b.tokenRefused.Load() {
+		return tokenRevokedText
+	}
+	return restartingText
+}
+
 // refuseWhileDraining acks an envelope that arrives during shutdown and
 // tells its sender to try again; no new work starts.
 func (b *Bot) refuseWhileDraining(evt socketmode.Event) {
 	switch evt.Type {
 	case socketmode.EventTypeSlashCommand:
-		b.ackRaw(evt.Request, ephemeralAck(restartingText))
+		b.ackRaw(evt.Request, ephemeralAck(b.stoppingText()))
 		b.metrics.Commands.WithLabelValues("draining").Inc()
 	case socketmode.EventTypeInteractive:
 		cb, _ := evt.Data.(slack.InteractionCallback)
 		if cb.Type == slack.InteractionTypeViewSubmission {
 			// Keep the modal open, with the notice on its input.
-			b.ackRaw(evt.Request, map[string]any{"response_action": "errors", "errors": map[string]string{blockReason: restartingText}})
+			b.ackRaw(evt.Request, map[string]any{"response_action": "errors", "errors": map[string]string{blockReason: b.stoppingText()}})
 			return
 		}
 		b.ackRaw(evt.Request, nil)
@@ -33,7 +45,7 @@ func (b *Bot) refuseWhileDraining(evt socketmode.Event) {
 			b.notices.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				defer cancel()
-				b.ephemeral(ctx, b.log, cb.ResponseURL, restartingText)
+				b.ephemeral(ctx, b.log, cb.ResponseURL, b.stoppingText())
 			})
 		}
 	case socketmode.EventTypeErrorBadMessage:

@@ -136,6 +136,34 @@ func TestBotTokenRevokedWhileRunningEndsRun(t *testing.T) {
 	}
 }
 
+// TestStoppingForARevokedTokenSaysSo: while the bot drains because Slack
+// refuses its token, people who type the command are told why, not to try
+// again in a minute.
+func TestStoppingForARevokedTokenSaysSo(t *testing.T) {
+	h := newHarness(t, withEnv("SHUTDOWN_TIMEOUT", "2s"))
+	h.approveWithResetAtCloudflare(cfapitest.Fault{Hang: true}) // keeps the drain open
+	h.slack.FailNext("chat.postMessage", "token_revoked")
+	h.slack.FailNext("auth.test", "token_revoked")
+	h.command(analyst, channelOps, bobEmail+" travel")
+	if err := h.logs.waitLog(h.ctx, 1, map[string]string{"message": "stopping: finishing in-flight work"}); err != nil {
+		t.Fatal(err)
+	}
+	_, ack := h.command(analyst, channelOps, "carol@example.com travel")
+	if !strings.Contains(string(ack.Payload), "no longer accepts its token") {
+		t.Errorf("ack while stopping for a revoked token = %s, want it to say so", ack.Payload)
+	}
+	select {
+	case err := <-h.done:
+		if err == nil || !strings.Contains(err.Error(), "token_revoked") {
+			t.Errorf("run returned %v, want an error naming token_revoked", err)
+		}
+	case <-h.ctx.Done():
+		t.Fatal("run did not return")
+	}
+	h.stop()
+	h.stop = nil
+}
+
 // TestOneRefusalOfTheBotTokenIsCheckedFirst: a single invalid_auth that
 // auth.test does not confirm (a Slack hiccup) leaves the bot running.
 func TestOneRefusalOfTheBotTokenIsCheckedFirst(t *testing.T) {
