@@ -158,6 +158,9 @@ const (
 
 const maxRequestTTL = 24 * time.Hour
 
+// minRequestTTL keeps a card open long enough for anyone to act on it.
+const minRequestTTL = time.Minute
+
 // Load builds a Config from environ, given in the form of os.Environ. It does
 // not read the process environment itself. When anything is wrong it returns
 // a *ValidationError listing every problem.

@@ -276,6 +276,8 @@ func TestLoadReportsOneProblem(t *testing.T) {
 			"REQUEST_TTL", "not a duration"},
 		{"zero request TTL", with(tokenEnv(), "REQUEST_TTL", "0s"),
 			"REQUEST_TTL", "must be greater than 0"},
+		{"request TTL too short to click", with(tokenEnv(), "REQUEST_TTL", "5s"),
+			"REQUEST_TTL", `must be at least 1m, so an approver has time to click (got "5s")`},
 		{"request TTL over a day", with(tokenEnv(), "REQUEST_TTL", "25h"),
 			"REQUEST_TTL", `must be at most 24h (got "25h")`},
 		{"required approvals zero", with(tokenEnv(), "REQUIRED_APPROVALS", "0", "APPROVER_IDS", "S0LEADS"),

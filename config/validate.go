@@ -287,6 +287,8 @@ func (v *validator) requestTTL(s string) time.Duration {
 	case !ok:
 	case d <= 0:
 		v.add(varRequestTTL, "must be greater than 0 (got %s)", quoteValue(s))
+	case d < minRequestTTL:
+		v.add(varRequestTTL, "must be at least 1m, so an approver has time to click (got %s)", quoteValue(s))
 	case d > maxRequestTTL:
 		v.add(varRequestTTL, "must be at most 24h (got %s)", quoteValue(s))
 	default:
