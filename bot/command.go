@@ -58,9 +58,7 @@ func (b *Bot) openRequest(ctx context.Context, o origin, t Target, reason string
 		b.tellCreateFailed(ctx, log, err, tell)
 		return
 	}
-	if b.postCard(ctx, log, req, tell) {
-		b.countCommand("card_posted")
-	}
+	b.postCard(ctx, log, req, tell)
 }
 
 // prepare runs the checks a request passes before it gets a card: the
@@ -155,9 +153,8 @@ func (b *Bot) tellCreateFailed(ctx context.Context, log zerolog.Logger, err erro
 }
 
 // postCard posts the confirmation card and records its ts; a card that
-// cannot be posted ends the request, and the requester is told why. It
-// reports whether the card was posted.
-func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Request, tell func(string)) bool {
+// cannot be posted ends the request, and the requester is told why.
+func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Request, tell func(string)) {
 	ts, err := b.postMessage(ctx, req.ChannelID,
 		slack.MsgOptionText(cardText(req), true),
 		slack.MsgOptionBlocks(cardBlocks(req, b.cardView(req))...))
@@ -171,15 +168,15 @@ func (b *Bot) postCard(ctx context.Context, log zerolog.Logger, req *request.Req
 		b.countCommand("card_failed")
 		b.abandon(bctx, log, req, "the confirmation card could not be posted")
 		tell(slackProblem("post the confirmation card here", err, b.botUser, req.ChannelID))
-		return false
+		return
 	}
+	b.countCommand("card_posted")
 	if _, err := b.store.Update(bctx, req.ID, func(r *request.Request) error { r.CardTS = ts; return nil }); err != nil {
 		log.Error().Err(err).Msg("recording the card failed")
 	}
 	req.CardTS = ts
 	b.auditLog(req, "", req.Requester, "requested")
 	b.threadReply(ctx, log, req, fmt.Sprintf("Requested by <@%s>. %s", req.Requester, escape(approverHint(req))))
-	return true
 }
 
 // bookkeepingTimeout bounds a store write that must not be lost with the

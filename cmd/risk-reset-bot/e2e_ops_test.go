@@ -73,6 +73,7 @@ func TestMetricsAfterAReset(t *testing.T) {
 	h.start()
 	h.command(analyst, channelOps, aliceEmail+" travel")
 	card := h.card(channelOps, aliceID)
+	h.threadReply(card, "Requested by") // posted after the card is counted
 	h.click(lead, card, "risk_reset_approve")
 	h.threadReply(card, "Done")
 
