@@ -49,16 +49,6 @@ func newGate(n int32, match func(url.Values) bool) *gate {
 	return &gate{match: match, n: n, arrived: make(chan struct{}), release: make(chan struct{})}
 }
 
-// waitGate waits until g holds its call.
-func (h *harness) waitGate(g *gate, what string) {
-	h.t.Helper()
-	select {
-	case <-g.arrived:
-	case <-h.ctx.Done():
-		h.t.Fatalf("%s never arrived\nlogs:\n%s", what, h.logs.String())
-	}
-}
-
 // TestReplicasLateCardDrawsEndOnTheOutcome: REQUIRED_APPROVALS=3 on two
 // replicas sharing Redis. Each of replica A's card updates is held at Slack
 // while the request moves on under it (another approval, then the reset on
@@ -115,19 +105,15 @@ func TestReplicasLateCardDrawsEndOnTheOutcome(t *testing.T) {
 	h.threadReply(card, "Requested by")
 
 	h.clickVia(a, lead, card, approveButton) // A draws pending 1/3: held
-	h.waitGate(g1, "A's first draw")
+	h.await(g1.arrived, "A's first draw never arrived")
 	h.clickVia(b, lead2, card, approveButton) // B draws pending 2/3
 	h.waitCard(card, "(2 of 3)")
 	close(g1.release) // A lands 1/3, re-reads 2/3, draws it: held
-	h.waitGate(g2, "A's second draw")
+	h.await(g2.arrived, "A's second draw never arrived")
 	h.clickVia(b, lead3, card, approveButton) // B: executing, reset held at Cloudflare
-	select {
-	case <-cfGate.arrived:
-	case <-h.ctx.Done():
-		t.Fatal("reset never sent")
-	}
+	h.await(cfGate.arrived, "reset never sent")
 	close(g2.release) // A lands 2/3, re-reads executing, draws it: held
-	h.waitGate(g3, "A's third draw")
+	h.await(g3.arrived, "A's third draw never arrived")
 	close(cfGate.open) // B finishes and draws the outcome
 	h.threadReply(card, "Done")
 	h.waitCard(card, "Risk score reset")

@@ -59,16 +59,6 @@ func (h *harness) holdFirst(method string) *heldCall {
 
 func (c *heldCall) let() { c.once.Do(func() { close(c.release) }) }
 
-// waitArrived waits until the held call reached the fake.
-func (h *harness) waitArrived(c *heldCall) {
-	h.t.Helper()
-	select {
-	case <-c.arrived:
-	case <-h.ctx.Done():
-		h.t.Fatalf("the call to hold never came\nlogs:\n%s", h.logs.String())
-	}
-}
-
 // firstOf waits until one of waits returns nil, and stops the others.
 func (h *harness) firstOf(waits ...func(context.Context) error) {
 	h.t.Helper()
@@ -111,7 +101,7 @@ func TestApprovalsLateCardUpdateKeepsOutcome(t *testing.T) {
 
 	held := h.holdFirst("chat.update")
 	h.click(lead, card, approveButton)
-	h.waitArrived(held)
+	h.await(held.arrived, "the call to hold never came")
 	h.click(lead2, card, approveButton)
 	// Let the held update go once the second approval has either drawn
 	// the outcome on the card (updates overtaking each other) or lined up
@@ -151,7 +141,7 @@ func TestReplicasLateCardUpdateKeepsOutcome(t *testing.T) {
 
 	held := h.holdFirst("chat.update")
 	h.clickVia(a, lead, card, approveButton)
-	h.waitArrived(held)
+	h.await(held.arrived, "the call to hold never came")
 	h.clickVia(b, lead2, card, approveButton)
 	h.waitCard(card, "Risk score reset")
 	h.threadReply(card, "Done")

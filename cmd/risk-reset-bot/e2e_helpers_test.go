@@ -277,3 +277,14 @@ func (h *harness) waitNewCard(old slackfake.Message, target string) slackfake.Me
 	}
 	return m
 }
+
+// await waits for a signal on ch, failing the test with what (and the
+// bot's logs) when the harness's deadline comes first.
+func (h *harness) await(ch <-chan struct{}, what string) {
+	h.t.Helper()
+	select {
+	case <-ch:
+	case <-h.ctx.Done():
+		h.t.Fatalf("%s\nlogs:\n%s", what, h.logs.String())
+	}
+}

@@ -43,11 +43,7 @@ func TestHealthAndReadinessFollowTheConnection(t *testing.T) {
 		return 0, nil, false
 	})
 	h.slack.DropConnections()
-	select {
-	case <-opening:
-	case <-h.ctx.Done():
-		t.Fatal("the bot did not try to reconnect")
-	}
+	h.await(opening, "the bot did not try to reconnect")
 	code, body := h.httpGet("/readyz")
 	if code != 503 || !strings.Contains(body, "not connected") {
 		t.Errorf("/readyz while disconnected = %d %q, want 503 naming the connection", code, body)
@@ -243,11 +239,7 @@ func (h *harness) approveWithResetAtCloudflare(fault cfapitest.Fault) slackfake.
 	h.command(analyst, channelOps, aliceEmail+" travel")
 	card := h.card(channelOps, aliceID)
 	h.click(lead, card, "risk_reset_approve")
-	select {
-	case <-arrived:
-	case <-h.ctx.Done():
-		h.t.Fatal("the reset never reached Cloudflare")
-	}
+	h.await(arrived, "the reset never reached Cloudflare")
 	return card
 }
 

@@ -142,11 +142,7 @@ func TestReplicasKilledMidResetIsSettledByAnother(t *testing.T) {
 	a := h.startReplica()
 	card := h.requestVia(a, analyst, aliceEmail, aliceID)
 	h.clickVia(a, lead, card, "risk_reset_approve")
-	select {
-	case <-arrived:
-	case <-h.ctx.Done():
-		t.Fatal("the reset never reached Cloudflare")
-	}
+	h.await(arrived, "the reset never reached Cloudflare")
 	a.shutdown() // gives up on the hanging reset after SHUTDOWN_TIMEOUT
 
 	h.clock.Advance(6 * time.Minute) // past the time a reset may take
@@ -193,11 +189,7 @@ func TestReplicasKilledBeforeShowingTheOutcome(t *testing.T) {
 	a := h.startReplica()
 	card := h.requestVia(a, analyst, aliceEmail, aliceID)
 	h.clickVia(a, lead, card, "risk_reset_approve")
-	select {
-	case <-held:
-	case <-h.ctx.Done():
-		t.Fatal("the final card update never came")
-	}
+	h.await(held, "the final card update never came")
 	a.shutdown()
 
 	h.clock.Advance(6 * time.Minute)           // past the time showing an outcome may take
